@@ -1,0 +1,3 @@
+from mlopsctl.cli.app import main
+
+main()

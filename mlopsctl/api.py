@@ -1,0 +1,62 @@
+"""The public Python API: answers in, a typed design or a generated repository out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlopsctl.answers import AnswerSet, apply_sets, build_requirements, fill_defaults, load_answers_file
+from mlopsctl.design import StackDesign
+from mlopsctl.render import GenerationResult
+from mlopsctl.requirements import Requirements
+
+
+def load_requirements(
+    answers: Mapping[str, Any] | Path | str | None = None,
+    *,
+    sets: list[str] | None = None,
+    defaults: bool = False,
+    project_name: str | None = None,
+) -> Requirements:
+    """Build ``Requirements`` from a mapping or an answers file, ``--set`` style overrides and
+    (optionally) the defaults of every unanswered question."""
+    answer_set = AnswerSet()
+    if isinstance(answers, Path | str):
+        load_answers_file(Path(answers), answer_set)
+    elif answers is not None:
+        for key, value in answers.items():
+            answer_set.set((key,), value, source="(argument)")
+    apply_sets(answer_set, sets or [])
+    if defaults:
+        fill_defaults(answer_set, project_name)
+    return build_requirements(answer_set, use_defaults=defaults)
+
+
+def assess(
+    requirements: Requirements | Mapping[str, Any], *, strict: bool = False
+) -> StackDesign:
+    """Run the rules on the requirements and return the explained design.
+
+    A mapping is validated as answers, with the defaults filling what it leaves out.
+    Raises ``RuleAbort`` when the requirements hit an abort rule.
+    """
+    from mlopsctl.rules.engine import evaluate
+
+    if not isinstance(requirements, Requirements):
+        requirements = load_requirements(requirements, defaults=True)
+    return evaluate(requirements, strict=strict)
+
+
+def generate(
+    requirements: Requirements | Mapping[str, Any],
+    destination: Path | str,
+    *,
+    force: bool = False,
+    strict: bool = False,
+) -> GenerationResult:
+    """Assess the requirements and generate the repository at ``destination``, all or nothing."""
+    from mlopsctl.render import generate as _generate
+
+    design = assess(requirements, strict=strict)
+    return _generate(design, Path(destination), force=force)

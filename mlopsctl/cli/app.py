@@ -1,0 +1,45 @@
+"""The ``mlopsctl`` command. Command modules are imported only when their command runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlopsctl import __version__
+
+app = typer.Typer(
+    name="mlopsctl",
+    help="Turn MLOps requirements into an explained stack decision and a working repository.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlopsctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Turn MLOps requirements into an explained stack decision and a working repository."""
+
+
+from mlopsctl.cli import init as _init  # noqa: E402
+
+_init.register(app)
+
+
+def main() -> None:
+    from mlopsctl.cli._common import run_app
+
+    run_app(app)

@@ -1,0 +1,131 @@
+"""The engine's output: the chosen stack, every decision with its reason, thresholds and sizing.
+
+``StackDesign`` is what ``assess`` prints (its JSON dump is versioned by ``schema_version``) and
+what the templates see. Templates branch on these values only, never on raw requirements.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlopsctl.requirements import Requirements
+
+DESIGN_SCHEMA_VERSION = 1
+
+Tier = Literal["T1", "T2", "T3"]
+TIER_COMMAND = {"T1": "assess", "T2": "design", "T3": "lifecycle"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReferenceOut(_Frozen):
+    title: str
+    url: str
+    accessed: str
+
+
+class Decision(_Frozen):
+    """One choice and why: the rule that made it, the reason, the sources, the formula if any."""
+
+    rule: str
+    capability: str
+    choice: str | int | float | bool | list[int] | None
+    reason: str
+    references: list[ReferenceOut] = Field(default_factory=list)
+    formula: str | None = None
+
+
+class Alternative(_Frozen):
+    """A choice a fired rule proposed that another rule overrode."""
+
+    capability: str
+    choice: str
+    proposed_by: str
+    overridden_by: str
+
+
+class Conflict(_Frozen):
+    capability: str
+    choices: dict[str, str]  # rule id -> choice
+    resolved_to: str
+    message: str
+
+
+class Stack(_Frozen):
+    tracking: str
+    registry: str
+    serving: str
+    deployment_pattern: str
+    rollout: str
+    orchestration: str
+    monitoring: str
+    drift_detection: str
+    retraining: str
+    model_optimization: str
+    autoscaling: str
+    batch_engine: str
+
+
+class Thresholds(_Frozen):
+    """Monitoring thresholds. Drift, alert and retraining files all read these same numbers."""
+
+    psi_monitor: float
+    psi_investigate: float
+    psi_retrain: float
+    ks_pvalue: float
+    accuracy_drop_investigate: float
+    accuracy_drop_retrain: float
+    latency_p95_alert_ms: float
+    latency_alert_for_minutes: int
+    error_rate_alert: float
+    error_rate_page: float
+
+
+class Sizing(_Frozen):
+    """Numbers derived from the scale requirements; each has a decision with its formula."""
+
+    latency_target_ms: float
+    peak_rps: float
+    per_replica_rps: float
+    target_utilization: float
+    min_replicas: int
+    max_replicas: int
+    scale_target_concurrency: int
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    gpu_per_replica: int
+    canary_percent: int
+    rollout_steps: list[int]
+    batch_schedule: str
+
+
+class StackDesign(_Frozen):
+    schema_version: int = DESIGN_SCHEMA_VERSION
+    tier: Tier
+    stack: Stack
+    decisions: list[Decision]
+    thresholds: Thresholds
+    sizing: Sizing
+    governance: list[str]
+    warnings: list[str]
+    conflicts: list[Conflict]
+    alternatives: list[Alternative]
+    fired_rules: list[str]
+    requirements: Requirements
+
+    def json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def design_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of ``assess --format json`` (and ``.mlopsctl/design.json``)."""
+    schema = StackDesign.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://mlopsctl.dev/schemas/design.schema.json"
+    return schema

@@ -1,0 +1,239 @@
+"""Rule files: a stable id, a condition in a small closed language, an outcome, and its reasons.
+
+The condition language is data, never code: a condition is ``all``/``any``/``not`` over leaves
+``{field: <dotted Requirements path>, <op>: <value>}`` with the operators in ``OPERATORS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlopsctl.errors import CatalogError
+
+CATALOG_DIR = Path(__file__).parent / "catalog"
+
+OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "is_set")
+
+Tier = Literal["T1", "T2", "T3"]
+
+# Every capability the engine decides, with the identifiers it may choose. Rule outcomes are
+# checked against this table when the catalog loads.
+STACK_CHOICES: dict[str, tuple[str, ...]] = {
+    "tracking": ("mlflow", "vertex_ai", "sagemaker", "azure_ml", "databricks", "neptune", "wandb"),
+    "registry": ("mlflow", "vertex_ai", "sagemaker", "azure_ml", "databricks"),
+    "serving": (
+        "kserve",
+        "seldon",
+        "vertex_ai",
+        "sagemaker",
+        "azure_ml",
+        "mlflow",
+        "torchserve",
+        "tf_serving",
+        "triton",
+        "onnxruntime",
+        "tflite",
+        "torchscript",
+        "none",
+    ),
+    "deployment_pattern": ("online", "batch", "edge", "hybrid"),
+    "rollout": ("none", "recreate", "canary", "progressive", "ab", "shadow"),
+    "orchestration": ("kubeflow", "airflow", "cronjob", "ci", "vertex_ai", "sagemaker", "azure_ml", "databricks", "none"),
+    "monitoring": ("prometheus", "cloud", "none"),
+    "drift_detection": ("evidently", "none"),
+    "retraining": ("scheduled", "triggered", "manual", "none"),
+    "model_optimization": ("none", "recommended", "required"),
+    "autoscaling": ("none", "hpa", "knative", "managed"),
+    "batch_engine": ("none", "cronjob", "spark"),
+}
+
+Scalar = str | int | float | bool
+
+
+class Leaf(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    eq: Scalar | None = None
+    ne: Scalar | None = None
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    not_in: list[Scalar] | None = None
+    contains: Scalar | None = None
+    is_set: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Leaf:
+        used = [op for op in OPERATORS if self.operand(op) is not None]
+        if len(used) != 1:
+            raise ValueError(f"a leaf takes exactly one operator of {', '.join(OPERATORS)}")
+        return self
+
+    def operand(self, op: str) -> Any:
+        return getattr(self, "in_" if op == "in" else op)
+
+    @property
+    def op(self) -> str:
+        return next(op for op in OPERATORS if self.operand(op) is not None)
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    all: list[Condition | Leaf] | None = None
+    any: list[Condition | Leaf] | None = None
+    not_: Condition | Leaf | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_combinator(self) -> Condition:
+        if sum(x is not None for x in (self.all, self.any, self.not_)) != 1:
+            raise ValueError("a condition takes exactly one of all, any, not")
+        return self
+
+
+class Outcome(BaseModel):
+    """What a rule decides when it fires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    set: dict[str, str] = Field(default_factory=dict)
+    tier: Tier | None = None  # a floor: the design's tier is the highest floor of fired rules
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    rollout_steps: list[int] | None = None
+    require: list[str] = Field(default_factory=list)  # governance controls, accumulated
+    warn: str | None = None
+    abort: bool = False
+
+    @field_validator("set")
+    @classmethod
+    def _known_choices(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, choice in value.items():
+            if key not in STACK_CHOICES:
+                raise ValueError(f"unknown capability {key!r}; known: {', '.join(STACK_CHOICES)}")
+            if choice not in STACK_CHOICES[key]:
+                raise ValueError(
+                    f"{key}: unknown choice {choice!r}; known: {', '.join(STACK_CHOICES[key])}"
+                )
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        from mlopsctl.design import Thresholds
+
+        for key in value:
+            if key not in Thresholds.model_fields:
+                raise ValueError(f"unknown threshold {key!r}")
+        return value
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str
+    url: str
+    accessed: dt.date
+
+
+class Examples(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fires: list[dict[str, Any]] = Field(min_length=1)
+    does_not_fire: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Z]{3}\d{3}$")
+    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    category: Literal[
+        "stack", "serving", "deployment", "maturity", "monitoring", "alerting", "rollout",
+        "governance", "abort",
+    ]
+    capability: str
+    summary: str
+    when: Condition
+    then: Outcome
+    overrides: list[str] = Field(default_factory=list)
+    rationale: str
+    remediation: str
+    references: list[Reference] = Field(min_length=1)
+    examples: Examples
+
+    @property
+    def unconditional(self) -> bool:
+        return self.when.all == []
+
+    @model_validator(mode="after")
+    def _examples_both_ways(self) -> Rule:
+        if not self.examples.does_not_fire and not self.unconditional:
+            raise ValueError("a conditional rule needs at least one does_not_fire example")
+        return self
+
+    @model_validator(mode="after")
+    def _abort_is_alone(self) -> Rule:
+        if self.then.abort and (self.then.set or self.then.thresholds or self.then.tier):
+            raise ValueError("an abort rule decides nothing else")
+        return self
+
+
+def _load_file(path: Path) -> Rule:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rule = Rule.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise CatalogError(f"rule file {path.name} is invalid: {exc}") from None
+    if path.stem.split("-", 1)[0] != rule.id:
+        raise CatalogError(f"rule file {path.name} must be named after its id {rule.id}")
+    return rule
+
+
+@lru_cache(maxsize=4)
+def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
+    """Load and check every rule file; ids are unique and overrides name existing rules."""
+    rules = tuple(_load_file(p) for p in sorted(directory.glob("*.yaml")))
+    ids = [r.id for r in rules]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise CatalogError(f"duplicate rule ids: {', '.join(sorted(dupes))}")
+    known = set(ids)
+    for rule in rules:
+        for other in rule.overrides:
+            if other not in known:
+                raise CatalogError(f"{rule.id} overrides unknown rule {other}")
+        _check_fields(rule.id, rule.when)
+    return rules
+
+
+def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
+    from mlopsctl.rules.engine import known_fields
+
+    if isinstance(cond, Leaf):
+        if cond.field not in known_fields():
+            raise CatalogError(f"{rule_id}: condition uses unknown field {cond.field!r}")
+        return
+    for child in (cond.all or []) + (cond.any or []) + ([cond.not_] if cond.not_ else []):
+        _check_fields(rule_id, child)
+
+
+def catalog_digest(directory: Path = CATALOG_DIR) -> str:
+    """A digest of the rule catalog, recorded in generated projects."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(directory.glob("*.yaml")):
+        h.update(path.name.encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
