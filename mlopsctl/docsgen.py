@@ -1,0 +1,75 @@
+"""Generate the reference docs in ``docs/`` from the code's own data.
+
+``python -m mlopsctl.docsgen`` rewrites them; ``tests/test_docs.py`` fails when a checked-in copy
+is stale. Each entry maps a path under ``docs/`` to a function returning its text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+
+DOCS: dict[str, str] = {
+    "questions.md": "mlopsctl.docsgen:questions_md",
+    "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",
+}
+
+
+def _load(target: str) -> Callable[[], str]:
+    module, _, name = target.partition(":")
+    fn: Callable[[], str] = getattr(import_module(module), name)
+    return fn
+
+
+def render_all() -> dict[str, str]:
+    return {path: _load(target)() for path, target in sorted(DOCS.items())}
+
+
+def questions_md() -> str:
+    from mlopsctl.questionnaire import questions
+    from mlopsctl.requirements import required_questions
+
+    required = set(required_questions())
+    lines = [
+        "# The questionnaire",
+        "",
+        "Generated from `mlopsctl/requirements.py` by `make docs`; do not edit by hand.",
+        "Answers go in `mlopsctl.yaml` (or any file given to `--answers`) under these keys;",
+        "`--set KEY=VALUE` takes the same dotted keys. Its JSON Schema is",
+        "[schemas/answers.schema.json](schemas/answers.schema.json).",
+        "",
+        "| key | question | allowed | default | required without --defaults |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for q in questions():
+        allowed = ", ".join(f"`{c}`" for c in q.choices) if q.choices else q.kind
+        if q.optional:
+            allowed += " (optional)"
+        default = "-" if q.default is None else f"`{json.dumps(q.default)}`"
+        top = q.key.split(".")[0]
+        req = "yes" if top in required and "." not in q.key else ""
+        lines.append(f"| `{q.key}` | {q.prompt}: {q.help} | {allowed} | {default} | {req} |")
+    return "\n".join(lines) + "\n"
+
+
+def answers_schema() -> str:
+    from mlopsctl.requirements import answers_json_schema
+
+    return json.dumps(answers_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = Path(argv[0]) if argv else Path(__file__).resolve().parent.parent / "docs"
+    for rel, text in render_all().items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
