@@ -64,9 +64,7 @@ def questions() -> list[Question]:
     for name, info in Requirements.model_fields.items():
         if name == "scale_requirements":
             for sub, sub_info in ScaleRequirements.model_fields.items():
-                out.append(
-                    _question(f"{name}.{sub}", sub_info, defaults[name].get(sub))
-                )
+                out.append(_question(f"{name}.{sub}", sub_info, defaults[name].get(sub)))
             continue
         out.append(_question(name, info, defaults[name]))
     return out

@@ -24,12 +24,28 @@ ModelType = Literal[
     "nlp",
 ]
 Framework = Literal[
-    "sklearn", "xgboost", "lightgbm", "pytorch", "tensorflow", "keras", "onnx", "huggingface", "custom"
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "pytorch",
+    "tensorflow",
+    "keras",
+    "onnx",
+    "huggingface",
+    "custom",
 ]
 DeploymentTarget = Literal["batch", "online", "edge", "embedded", "hybrid"]
 GovernanceLevel = Literal["experimental", "staging", "production"]
 ExistingTool = Literal[
-    "mlflow", "kubeflow", "vertex_ai", "sagemaker", "azure_ml", "databricks", "neptune", "wandb", "custom"
+    "mlflow",
+    "kubeflow",
+    "vertex_ai",
+    "sagemaker",
+    "azure_ml",
+    "databricks",
+    "neptune",
+    "wandb",
+    "custom",
 ]
 Cloud = Literal["none", "gcp", "aws", "azure"]
 Regulation = Literal["gdpr", "hipaa", "pci-dss", "sox"]

@@ -46,8 +46,8 @@ def _name_from(directory: Path) -> str | None:
 
 
 def _generate(req: object, directory: Path, *, strict: bool, force: bool, confirm: bool) -> None:
-    from mlopsctl.cli._report import print_summary
     from mlopsctl.cli._common import stderr, stdout
+    from mlopsctl.cli._report import print_summary
     from mlopsctl.render import generate
     from mlopsctl.requirements import Requirements
     from mlopsctl.rules.engine import evaluate
