@@ -13,6 +13,7 @@ from importlib import import_module
 from pathlib import Path
 
 DOCS: dict[str, str] = {
+    "cli.md": "mlopsctl.docsgen:cli_md",
     "questions.md": "mlopsctl.docsgen:questions_md",
     "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",
 }
@@ -53,6 +54,36 @@ def questions_md() -> str:
         req = "yes" if top in required and "." not in q.key else ""
         lines.append(f"| `{q.key}` | {q.prompt}: {q.help} | {allowed} | {default} | {req} |")
     return "\n".join(lines) + "\n"
+
+
+def cli_md() -> str:
+    """Every command's --help, as the CLI itself prints it."""
+    import click
+    import typer
+
+    from mlopsctl.cli.app import app
+
+    root = typer.main.get_command(app)
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from the CLI's own help by `make docs`; do not edit by hand.",
+        "",
+    ]
+
+    def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
+        settings = {**cmd.context_settings, "max_content_width": 100, "terminal_width": 100}
+        ctx = click.Context(cmd, info_name=path[-1], parent=parent, **settings)
+        title = " ".join(path)
+        lines.extend([f"## `{title}`", "", "```text", cmd.get_help(ctx).rstrip(), "```", ""])
+        if isinstance(cmd, click.Group):
+            for name in sorted(cmd.list_commands(ctx)):
+                sub = cmd.get_command(ctx, name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, [*path, name], ctx)
+
+    walk(root, ["mlopsctl"], None)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def answers_schema() -> str:
