@@ -40,12 +40,15 @@ class Decision(_Frozen):
 
 
 class Alternative(_Frozen):
-    """A choice a fired rule proposed that another rule overrode."""
+    """A choice that was not taken: proposed by a fired rule and overridden by another, or
+    considered by the rule that made the choice (then ``overridden_by`` is that rule and
+    ``reason`` says why not)."""
 
     capability: str
     choice: str
     proposed_by: str
     overridden_by: str
+    reason: str | None = None
 
 
 class Conflict(_Frozen):
@@ -68,6 +71,7 @@ class Stack(_Frozen):
     model_optimization: str
     autoscaling: str
     batch_engine: str
+    caching: str
 
 
 class Thresholds(_Frozen):
@@ -103,6 +107,35 @@ class Sizing(_Frozen):
     canary_percent: int
     rollout_steps: list[int]
     batch_schedule: str
+    hpa_cpu_target_percent: int
+    startup_seconds: int
+    assumptions: list[str]
+
+
+class Alert(_Frozen):
+    """One alert of the monitoring setup: P0 serving down (page), P1 SLO violation, P2 drift
+    (chat notification), P3 retraining failure. ``thresholds`` names the ``Thresholds`` fields
+    whose values the alert compares against."""
+
+    name: str
+    priority: Literal["P0", "P1", "P2", "P3"]
+    notify: Literal["page", "alert", "chat", "ticket"]
+    signal: str
+    thresholds: list[str]
+    rule: str
+
+
+class QuickStart(_Frozen):
+    """The minimal configuration and first steps for the chosen stack."""
+
+    tracking_uri: str
+    artifact_store: str
+    registered_model_name: str
+    registry_alias: str
+    model_uri: str
+    deploy_command: str
+    monitoring_queries: dict[str, str]
+    checklist: list[str]
 
 
 class StackDesign(_Frozen):
@@ -113,6 +146,8 @@ class StackDesign(_Frozen):
     thresholds: Thresholds
     sizing: Sizing
     governance: list[str]
+    alerts: list[Alert]
+    quickstart: QuickStart
     warnings: list[str]
     conflicts: list[Conflict]
     alternatives: list[Alternative]

@@ -34,6 +34,7 @@ Framework = Literal[
     "huggingface",
     "custom",
 ]
+ModelServer = Literal["auto", "kserve", "seldon", "mlflow", "torchserve", "tf_serving", "triton"]
 DeploymentTarget = Literal["batch", "online", "edge", "embedded", "hybrid"]
 GovernanceLevel = Literal["experimental", "staging", "production"]
 ExistingTool = Literal[
@@ -141,6 +142,13 @@ class Requirements(BaseModel):
         question="Model framework",
         required=True,
         default="sklearn",
+    )
+    model_server: ModelServer = _q(
+        "The model server to use for online serving, or auto to let the rules pick one by "
+        "platform and framework. A server that cannot load the framework's format is refused.",
+        "auto",
+        question="Model server",
+        default="auto",
     )
     deployment_target: DeploymentTarget = _q(
         "Where predictions are made: batch jobs, an online endpoint, edge or embedded devices, "

@@ -1,52 +1,81 @@
 """Evaluate the rule catalog against ``Requirements`` and assemble a ``StackDesign``.
 
-Two fired rules that set one capability differently are a conflict, reported in the design, unless
-one of them names the other in ``overrides``. Under ``strict`` a conflict is an error.
+Evaluation runs in two steps. First the rules that set a tier floor fire on the answers alone and
+fix the design's tier (the highest floor). Then every rule fires on the answers plus that derived
+``tier``. Two fired rules that set one capability (or threshold, or alert) differently are a
+conflict, reported in the design, unless one of them names the other in ``overrides``; under
+``strict`` a conflict is an error. Any fired abort rule stops the evaluation.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from mlopsctl.design import (
+    Alert,
     Alternative,
     Conflict,
     Decision,
     ReferenceOut,
-    Sizing,
     Stack,
     StackDesign,
     Thresholds,
 )
 from mlopsctl.errors import CatalogError, RuleAbort, RuleConflictError
 from mlopsctl.requirements import Requirements, ScaleRequirements
-from mlopsctl.rules.model import Condition, Leaf, Rule, load_catalog
+from mlopsctl.rules.model import DERIVED_FIELDS, Condition, Leaf, Rule, load_catalog
 
-_TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
+TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
+
+# Traffic steps of each rollout when the deciding rule names none.
+DEFAULT_ROLLOUT_STEPS: dict[str, list[int]] = {
+    "canary": [10, 100],
+    "progressive": [5, 25, 50, 100],
+    "ab": [50, 100],
+    "shadow": [0, 100],
+    "recreate": [100],
+    "none": [],
+}
 
 
 @lru_cache(maxsize=1)
 def known_fields() -> frozenset[str]:
     fields = set(Requirements.model_fields) - {"scale_requirements"}
     fields |= {f"scale_requirements.{name}" for name in ScaleRequirements.model_fields}
+    fields |= set(DERIVED_FIELDS)
     return frozenset(fields)
 
 
-def field_value(req: Requirements, path: str) -> Any:
-    node: Any = req
+@dataclass(frozen=True)
+class Facts:
+    """What conditions read: the answers and the facts derived from them so far."""
+
+    req: Requirements
+    derived: dict[str, Any] = field(default_factory=dict)
+
+
+def field_value(facts: Facts | Requirements, path: str) -> Any:
+    if isinstance(facts, Requirements):
+        facts = Facts(facts)
+    if path in DERIVED_FIELDS:
+        if path not in facts.derived:
+            raise CatalogError(f"{path} is not derived yet; a tier rule cannot read it")
+        return facts.derived[path]
+    node: Any = facts.req
     for part in path.split("."):
         node = getattr(node, part)
     return node
 
 
-def _leaf(req: Requirements, leaf: Leaf) -> bool:
-    value = field_value(req, leaf.field)
+def _leaf(facts: Facts, leaf: Leaf) -> bool:
+    value = field_value(facts, leaf.field)
     op, operand = leaf.op, leaf.operand(leaf.op)
     if op == "is_set":
         present = value is not None and value != []
-        return present is operand
+        return bool(present is operand)
     if value is None:
         return False
     if op == "eq":
@@ -61,52 +90,97 @@ def _leaf(req: Requirements, leaf: Leaf) -> bool:
         return isinstance(value, list) and operand in value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CatalogError(f"{leaf.field} is not a number; {op} needs one")
-    return {
+    result: bool = {
         "lt": value < operand,
         "le": value <= operand,
         "gt": value > operand,
         "ge": value >= operand,
     }[op]
+    return result
 
 
-def matches(req: Requirements, cond: Condition | Leaf) -> bool:
+def matches(facts: Facts | Requirements, cond: Condition | Leaf) -> bool:
+    if isinstance(facts, Requirements):
+        facts = derive_facts(facts)
     if isinstance(cond, Leaf):
-        return _leaf(req, cond)
+        return _leaf(facts, cond)
     if cond.all is not None:
-        return all(matches(req, c) for c in cond.all)
+        return all(matches(facts, c) for c in cond.all)
     if cond.any is not None:
-        return any(matches(req, c) for c in cond.any)
+        return any(matches(facts, c) for c in cond.any)
     assert cond.not_ is not None
-    return not matches(req, cond.not_)
+    return not matches(facts, cond.not_)
+
+
+def _tier_of(req: Requirements, catalog: tuple[Rule, ...]) -> tuple[str, list[Rule]]:
+    bare = Facts(req)
+    floors = [r for r in catalog if r.then.tier and matches(bare, r.when)]
+    tier = "T1"
+    for rule in floors:
+        assert rule.then.tier is not None
+        if TIER_ORDER[rule.then.tier] > TIER_ORDER[tier]:
+            tier = rule.then.tier
+    return tier, [r for r in floors if r.then.tier == tier]
+
+
+def derive_facts(req: Requirements, catalog: tuple[Rule, ...] | None = None) -> Facts:
+    tier, _ = _tier_of(req, catalog or load_catalog())
+    return Facts(req, {"tier": tier})
 
 
 def fired_rules(req: Requirements, catalog: tuple[Rule, ...] | None = None) -> list[Rule]:
-    return [r for r in (catalog or load_catalog()) if matches(req, r.when)]
+    catalog = catalog or load_catalog()
+    facts = derive_facts(req, catalog)
+    return [r for r in catalog if matches(facts, r.when)]
 
 
-def _refs(rule: Rule) -> list[ReferenceOut]:
+def refs(rule: Rule) -> list[ReferenceOut]:
     return [
         ReferenceOut(title=r.title, url=r.url, accessed=r.accessed.isoformat())
         for r in rule.references
     ]
 
 
+def _decision(rule: Rule, capability: str, choice: Any) -> Decision:
+    return Decision(
+        rule=rule.id,
+        capability=capability,
+        choice=choice,
+        reason=" ".join(rule.rationale.split()),
+        references=refs(rule),
+    )
+
+
+def abort_message(aborts: list[Rule]) -> RuleAbort:
+    """One error naming every fired abort rule and what to change for each."""
+    first = aborts[0]
+    message = f"{first.name}: {first.summary}"
+    hint = " ".join(first.remediation.split())
+    for other in aborts[1:]:
+        message += f"\n  also {other.id} {other.name}: {other.summary}"
+        hint += f"\n  for {other.id}: " + " ".join(other.remediation.split())
+    return RuleAbort(first.id, message, hint)
+
+
 def evaluate(
     req: Requirements, *, strict: bool = False, catalog: tuple[Rule, ...] | None = None
 ) -> StackDesign:
-    """Run every rule and build the design. Raises ``RuleAbort`` when an abort rule fires."""
+    """Run every rule and build the design.
+
+    Raises ``RuleAbort`` when an abort rule fires and, under ``strict``, ``RuleConflictError``
+    when two rules set one choice differently.
+    """
+    from mlopsctl.rules.quickstart import quickstart
     from mlopsctl.sizing import derive_sizing
 
-    fired = fired_rules(req, catalog)
+    catalog = catalog or load_catalog()
+    tier, tier_rules = _tier_of(req, catalog)
+    facts = Facts(req, {"tier": tier})
+    fired = [r for r in catalog if matches(facts, r.when)]
     aborts = [r for r in fired if r.then.abort]
     if aborts:
-        first = aborts[0]
-        message = first.summary
-        if len(aborts) > 1:
-            message += " (also: " + "; ".join(f"{r.id} {r.summary}" for r in aborts[1:]) + ")"
-        raise RuleAbort(first.id, message, first.remediation)
+        raise abort_message(aborts)
 
-    by_id = {r.id: r for r in fired}
     decisions: list[Decision] = []
     alternatives: list[Alternative] = []
     conflicts: list[Conflict] = []
@@ -117,106 +191,87 @@ def evaluate(
         for capability, choice in rule.then.set.items():
             proposals[capability].append((rule, choice))
     chosen: dict[str, str] = {}
+    deciding: dict[str, Rule] = {}
     for capability in Stack.model_fields:
         props = proposals.get(capability, [])
-        winners = _drop_overridden(props, by_id, capability, alternatives)
+        winners = _drop_overridden(props, capability, alternatives)
         if not winners:
             raise CatalogError(f"no rule decides {capability!r} for these requirements")
         values = {choice for _, choice in winners}
         if len(values) > 1:
             rule, choice = winners[0]
-            conflict = Conflict(
-                capability=capability,
-                choices={r.id: c for r, c in winners},
-                resolved_to=choice,
-                message=f"rules {', '.join(r.id for r, _ in winners)} set {capability} to "
-                f"{', '.join(sorted(values))}; kept {choice} from {rule.id}",
-            )
-            conflicts.append(conflict)
-            winners = [(rule, choice)]
-        chosen[capability] = winners[0][1]
-        for rule, choice in winners:
-            decisions.append(
-                Decision(
-                    rule=rule.id,
+            conflicts.append(
+                Conflict(
                     capability=capability,
-                    choice=choice,
-                    reason=rule.rationale.strip(),
-                    references=_refs(rule),
+                    choices={r.id: c for r, c in winners},
+                    resolved_to=choice,
+                    message=f"rules {', '.join(r.id for r, _ in winners)} set {capability} to "
+                    f"{', '.join(sorted(values))}; neither overrides the other (kept {choice} "
+                    f"from {rule.id} for this report)",
                 )
             )
+            winners = [(rule, choice)]
+        chosen[capability] = winners[0][1]
+        deciding[capability] = winners[0][0]
+        for rule, choice in winners:
+            decisions.append(_decision(rule, capability, choice))
+            for alt in rule.alternatives:
+                if alt.choice != choice:
+                    alternatives.append(
+                        Alternative(
+                            capability=capability,
+                            choice=alt.choice,
+                            proposed_by=rule.id,
+                            overridden_by=rule.id,
+                            reason=" ".join(alt.why_not.split()),
+                        )
+                    )
+
+    for rule in tier_rules:
+        decisions.append(_decision(rule, "tier", tier))
+
+    # Thresholds: one value per key, overrides as for stack choices.
+    threshold_values, threshold_rule = _merge_thresholds(fired, conflicts)
+    for key, rule in threshold_rule.items():
+        decisions.append(_decision(rule, f"thresholds.{key}", threshold_values[key]))
+
+    # Alerts: one definition per name.
+    alerts = _merge_alerts(fired, conflicts)
+
     if conflicts and strict:
         raise RuleConflictError(
             "rule conflicts: " + "; ".join(c.message for c in conflicts),
-            hint="run without --strict to keep the first rule's choice, or change the answers",
+            hint="add `overrides` to the rule that should win, or change the answers; "
+            "without --strict the conflict is reported as a warning",
         )
 
-    # Tier: the highest floor any fired rule sets.
-    tier_rules = [r for r in fired if r.then.tier]
-    tier = "T1"
-    for rule in tier_rules:
-        assert rule.then.tier is not None
-        if _TIER_ORDER[rule.then.tier] > _TIER_ORDER[tier]:
-            tier = rule.then.tier
-    for rule in tier_rules:
-        if rule.then.tier == tier:
-            decisions.append(
-                Decision(
-                    rule=rule.id,
-                    capability="tier",
-                    choice=tier,
-                    reason=rule.rationale.strip(),
-                    references=_refs(rule),
-                )
-            )
-
-    # Thresholds.
-    threshold_values: dict[str, float] = {}
-    threshold_rule: dict[str, Rule] = {}
+    # Governance controls accumulate; each names the rules that require it.
+    required_by: dict[str, list[Rule]] = defaultdict(list)
     for rule in fired:
-        for key, value in rule.then.thresholds.items():
-            if key in threshold_values and threshold_values[key] != value:
-                if rule.id in threshold_rule[key].overrides:
-                    continue
-                if threshold_rule[key].id not in rule.overrides:
-                    conflicts.append(
-                        Conflict(
-                            capability=key,
-                            choices={threshold_rule[key].id: str(threshold_values[key]),
-                                     rule.id: str(value)},
-                            resolved_to=str(threshold_values[key]),
-                            message=f"rules {threshold_rule[key].id} and {rule.id} set {key} "
-                            "differently",
-                        )
-                    )
-                    continue
-            threshold_values[key] = value
-            threshold_rule[key] = rule
-    for key, rule in threshold_rule.items():
-        decisions.append(
-            Decision(
-                rule=rule.id,
-                capability=f"thresholds.{key}",
-                choice=threshold_values[key],
-                reason=rule.rationale.strip(),
-                references=_refs(rule),
-            )
-        )
+        for item in rule.then.require:
+            required_by[item].append(rule)
+    for item in sorted(required_by):
+        for rule in required_by[item]:
+            decisions.append(_decision(rule, "governance", item))
 
-    steps_rules = [r for r in fired if r.then.rollout_steps]
-    rollout_steps = list(steps_rules[-1].then.rollout_steps or []) if steps_rules else []
     stack = Stack(**chosen)
-    sizing, sizing_decisions, latency_alert = derive_sizing(req, stack, rollout_steps, threshold_values)
+    rollout_rule = deciding["rollout"]
+    if rollout_rule.then.rollout_steps is not None:
+        rollout_steps = list(rollout_rule.then.rollout_steps)
+    else:
+        rollout_steps = list(DEFAULT_ROLLOUT_STEPS.get(stack.rollout, [100]))
+    sizing, sizing_decisions, latency_alert = derive_sizing(req, stack, rollout_steps)
     decisions.extend(sizing_decisions)
-    threshold_values.setdefault("latency_p95_alert_ms", latency_alert)
+    if "latency_p95_alert_ms" not in threshold_values:
+        threshold_values["latency_p95_alert_ms"] = latency_alert
     try:
         thresholds = Thresholds(**threshold_values)  # type: ignore[arg-type]
     except Exception as exc:  # pydantic names each missing threshold
         raise CatalogError(f"the catalog leaves thresholds undecided: {exc}") from None
 
-    governance = sorted({item for r in fired for item in r.then.require})
-    warnings = [f"{r.id}: {r.then.warn}" for r in fired if r.then.warn]
+    warnings = [f"{r.id}: {' '.join((r.then.warn or '').split())}" for r in fired if r.then.warn]
     warnings += [f"conflict: {c.message}" for c in conflicts]
+    governance = sorted(required_by)
     return StackDesign(
         tier=tier,  # type: ignore[arg-type]
         stack=stack,
@@ -224,6 +279,8 @@ def evaluate(
         thresholds=thresholds,
         sizing=sizing,
         governance=governance,
+        alerts=alerts,
+        quickstart=quickstart(req, stack, governance),
         warnings=warnings,
         conflicts=conflicts,
         alternatives=alternatives,
@@ -232,35 +289,84 @@ def evaluate(
     )
 
 
+def _overrides(a: Rule, b: Rule) -> bool:
+    return b.id in a.overrides
+
+
+def _merge_thresholds(
+    fired: list[Rule], conflicts: list[Conflict]
+) -> tuple[dict[str, float], dict[str, Rule]]:
+    setters: dict[str, list[Rule]] = defaultdict(list)
+    for rule in fired:
+        for key in rule.then.thresholds:
+            setters[key].append(rule)
+    values: dict[str, float] = {}
+    owner: dict[str, Rule] = {}
+    for key, rules in setters.items():
+        kept = [r for r in rules if not any(_overrides(o, r) for o in rules if o is not r)]
+        distinct = {r.then.thresholds[key] for r in kept}
+        if len(distinct) > 1:
+            conflicts.append(
+                Conflict(
+                    capability=f"thresholds.{key}",
+                    choices={r.id: f"{r.then.thresholds[key]:g}" for r in kept},
+                    resolved_to=f"{kept[0].then.thresholds[key]:g}",
+                    message=f"rules {', '.join(r.id for r in kept)} set threshold {key} "
+                    "differently; neither overrides the other",
+                )
+            )
+        values[key] = kept[0].then.thresholds[key]
+        owner[key] = kept[0]
+    return values, owner
+
+
+def _merge_alerts(fired: list[Rule], conflicts: list[Conflict]) -> list[Alert]:
+    by_name: dict[str, list[tuple[Rule, Alert]]] = defaultdict(list)
+    for rule in fired:
+        for spec in rule.then.alerts:
+            by_name[spec.name].append((rule, Alert(rule=rule.id, **spec.model_dump())))
+    out: list[Alert] = []
+    for name, entries in by_name.items():
+        kept = [
+            (r, a) for r, a in entries if not any(_overrides(o, r) for o, _ in entries if o is not r)
+        ]
+        distinct = {a.model_dump_json(exclude={"rule"}) for _, a in kept}
+        if len(distinct) > 1:
+            conflicts.append(
+                Conflict(
+                    capability=f"alerts.{name}",
+                    choices={r.id: f"{a.priority}/{a.notify}" for r, a in kept},
+                    resolved_to=f"{kept[0][1].priority}/{kept[0][1].notify}",
+                    message=f"rules {', '.join(r.id for r, _ in kept)} define alert {name} "
+                    "differently; neither overrides the other",
+                )
+            )
+        out.append(kept[0][1])
+    return sorted(out, key=lambda a: (a.priority, a.name))
+
+
 def _drop_overridden(
     props: list[tuple[Rule, str]],
-    by_id: dict[str, Rule],
     capability: str,
     alternatives: list[Alternative],
 ) -> list[tuple[Rule, str]]:
-    setters = {rule.id for rule, _ in props}
+    """Drop the proposals that another fired rule setting the same capability overrides."""
     kept = []
     for rule, choice in props:
         overrider = next(
-            (
-                other
-                for other, _ in props
-                if rule.id in other.overrides and other.id in setters and other.id != rule.id
-            ),
+            ((other, c) for other, c in props if other is not rule and _overrides(other, rule)),
             None,
         )
         if overrider is None:
             kept.append((rule, choice))
-        else:
-            overriding_choice = overrider.then.set[capability]
-            if overriding_choice != choice:
-                alternatives.append(
-                    Alternative(
-                        capability=capability,
-                        choice=choice,
-                        proposed_by=rule.id,
-                        overridden_by=overrider.id,
-                    )
+        elif overrider[1] != choice:
+            alternatives.append(
+                Alternative(
+                    capability=capability,
+                    choice=choice,
+                    proposed_by=rule.id,
+                    overridden_by=overrider[0].id,
+                    reason=None,
                 )
-    del by_id
+            )
     return kept

@@ -2,11 +2,14 @@
 
 The condition language is data, never code: a condition is ``all``/``any``/``not`` over leaves
 ``{field: <dotted Requirements path>, <op>: <value>}`` with the operators in ``OPERATORS``.
+Besides the answers, a leaf may read the derived fact ``tier`` (the highest tier floor of the
+rules that set one); rules that set a tier floor may not read it themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +35,7 @@ STACK_CHOICES: dict[str, tuple[str, ...]] = {
         "vertex_ai",
         "sagemaker",
         "azure_ml",
+        "databricks",
         "mlflow",
         "torchserve",
         "tf_serving",
@@ -43,14 +47,31 @@ STACK_CHOICES: dict[str, tuple[str, ...]] = {
     ),
     "deployment_pattern": ("online", "batch", "edge", "hybrid"),
     "rollout": ("none", "recreate", "canary", "progressive", "ab", "shadow"),
-    "orchestration": ("kubeflow", "airflow", "cronjob", "ci", "vertex_ai", "sagemaker", "azure_ml", "databricks", "none"),
+    "orchestration": (
+        "kubeflow",
+        "airflow",
+        "cronjob",
+        "ci",
+        "vertex_ai",
+        "sagemaker",
+        "azure_ml",
+        "databricks",
+        "none",
+    ),
     "monitoring": ("prometheus", "cloud", "none"),
     "drift_detection": ("evidently", "none"),
     "retraining": ("scheduled", "triggered", "manual", "none"),
     "model_optimization": ("none", "recommended", "required"),
     "autoscaling": ("none", "hpa", "knative", "managed"),
     "batch_engine": ("none", "cronjob", "spark"),
+    "caching": ("none", "prediction_cache"),
 }
+
+# Facts derived from the answers that conditions may read besides the ``Requirements`` fields.
+DERIVED_FIELDS = ("tier",)
+
+AlertPriority = Literal["P0", "P1", "P2", "P3"]
+Notify = Literal["page", "alert", "chat", "ticket"]
 
 Scalar = str | int | float | bool
 
@@ -99,6 +120,28 @@ class Condition(BaseModel):
         return self
 
 
+class AlertSpec(BaseModel):
+    """An alert the monitoring setup must carry, by priority and notification channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    priority: AlertPriority
+    notify: Notify
+    signal: str  # what is measured, in words; the numbers come from ``thresholds``
+    thresholds: list[str] = Field(default_factory=list)  # the Thresholds fields it reads
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from mlopsctl.design import Thresholds
+
+        for key in value:
+            if key not in Thresholds.model_fields:
+                raise ValueError(f"unknown threshold {key!r}")
+        return value
+
+
 class Outcome(BaseModel):
     """What a rule decides when it fires."""
 
@@ -107,10 +150,42 @@ class Outcome(BaseModel):
     set: dict[str, str] = Field(default_factory=dict)
     tier: Tier | None = None  # a floor: the design's tier is the highest floor of fired rules
     thresholds: dict[str, float] = Field(default_factory=dict)
-    rollout_steps: list[int] | None = None
+    rollout_steps: list[int] | None = None  # applies when this rule's rollout choice wins
     require: list[str] = Field(default_factory=list)  # governance controls, accumulated
+    alerts: list[AlertSpec] = Field(default_factory=list)
     warn: str | None = None
     abort: bool = False
+
+    @field_validator("require")
+    @classmethod
+    def _kebab(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", item):
+                raise ValueError(f"governance control {item!r} must be a kebab-case name")
+        return value
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _steps(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (
+            not value
+            or any(not 0 <= v <= 100 for v in value)
+            or value != sorted(value)
+        ):
+            raise ValueError("rollout_steps are increasing traffic percentages from 0 to 100")
+        return value
+
+    @model_validator(mode="after")
+    def _steps_need_rollout(self) -> Outcome:
+        if self.rollout_steps is not None and "rollout" not in self.set:
+            raise ValueError("rollout_steps belong to a rule that sets rollout")
+        return self
+
+    def decides_anything(self) -> bool:
+        return bool(
+            self.set or self.tier or self.thresholds or self.require or self.alerts
+            or self.warn or self.abort
+        )
 
     @field_validator("set")
     @classmethod
@@ -143,6 +218,15 @@ class Reference(BaseModel):
     accessed: dt.date
 
 
+class AlternativeSpec(BaseModel):
+    """A choice the rule's author considered and did not take, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    choice: str
+    why_not: str
+
+
 class Examples(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,8 +240,15 @@ class Rule(BaseModel):
     id: str = Field(pattern=r"^[A-Z]{3}\d{3}$")
     name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     category: Literal[
-        "stack", "serving", "deployment", "maturity", "monitoring", "alerting", "rollout",
-        "governance", "abort",
+        "stack",
+        "serving",
+        "deployment",
+        "maturity",
+        "monitoring",
+        "alerting",
+        "rollout",
+        "governance",
+        "abort",
     ]
     capability: str
     summary: str
@@ -167,11 +258,22 @@ class Rule(BaseModel):
     rationale: str
     remediation: str
     references: list[Reference] = Field(min_length=1)
+    alternatives: list[AlternativeSpec] = Field(default_factory=list)
     examples: Examples
 
     @property
     def unconditional(self) -> bool:
         return self.when.all == []
+
+    @model_validator(mode="after")
+    def _decides(self) -> Rule:
+        if not self.then.decides_anything():
+            raise ValueError("a rule must decide, require, warn or abort something")
+        if self.id in self.overrides:
+            raise ValueError("a rule cannot override itself")
+        if self.then.tier and "tier" in condition_fields(self.when):
+            raise ValueError("a rule that sets a tier floor cannot read the derived tier")
+        return self
 
     @model_validator(mode="after")
     def _examples_both_ways(self) -> Rule:
@@ -184,6 +286,16 @@ class Rule(BaseModel):
         if self.then.abort and (self.then.set or self.then.thresholds or self.then.tier):
             raise ValueError("an abort rule decides nothing else")
         return self
+
+
+def condition_fields(cond: Condition | Leaf) -> set[str]:
+    """Every field a condition reads."""
+    if isinstance(cond, Leaf):
+        return {cond.field}
+    out: set[str] = set()
+    for child in (cond.all or []) + (cond.any or []) + ([cond.not_] if cond.not_ else []):
+        out |= condition_fields(child)
+    return out
 
 
 def _load_file(path: Path) -> Rule:
@@ -219,12 +331,9 @@ def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
 def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
     from mlopsctl.rules.engine import known_fields
 
-    if isinstance(cond, Leaf):
-        if cond.field not in known_fields():
-            raise CatalogError(f"{rule_id}: condition uses unknown field {cond.field!r}")
-        return
-    for child in (cond.all or []) + (cond.any or []) + ([cond.not_] if cond.not_ else []):
-        _check_fields(rule_id, child)
+    for name in sorted(condition_fields(cond)):
+        if name not in known_fields():
+            raise CatalogError(f"{rule_id}: condition uses unknown field {name!r}")
 
 
 def catalog_digest(directory: Path = CATALOG_DIR) -> str:

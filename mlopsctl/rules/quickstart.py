@@ -1,0 +1,138 @@
+"""The minimal configuration of a chosen stack: where runs and artifacts go, how the model is
+named in the registry, how it is deployed, which queries watch it, and the first steps.
+
+Everything here follows from the stack the rules chose; nothing here decides.
+"""
+
+from __future__ import annotations
+
+from mlopsctl.design import QuickStart, Stack
+from mlopsctl.requirements import Requirements
+
+CHAMPION_ALIAS = "champion"
+
+# Prometheus metrics exported by the KServe model server (request_predict_seconds is its
+# prediction latency histogram) and by the generated drift job (feature_drift_psi).
+LATENCY_METRIC = "request_predict_seconds"
+ERRORS_METRIC = "request_predict_errors_total"
+DRIFT_METRIC = "feature_drift_psi"
+
+
+def _tracking_uri(req: Requirements, stack: Stack) -> str:
+    name = req.project_name
+    if stack.tracking == "mlflow":
+        if req.kubernetes and req.governance_level != "experimental":
+            return "http://mlflow.mlflow.svc.cluster.local:5000"
+        return "sqlite:///mlflow.db"
+    return {
+        "databricks": "databricks",
+        "sagemaker": "arn:aws:sagemaker:<region>:<account-id>:mlflow-tracking-server/" + name,
+        "azure_ml": "azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/<subscription>/"
+        "resourceGroups/<group>/providers/Microsoft.MachineLearningServices/workspaces/<ws>",
+        "vertex_ai": f"vertex-ai-experiments://<gcp-project>/<region>/{name}",
+        "neptune": f"neptune://<workspace>/{name}",
+        "wandb": f"wandb://<entity>/{name}",
+    }.get(stack.tracking, "sqlite:///mlflow.db")
+
+
+def _artifact_store(req: Requirements) -> str:
+    name = req.project_name
+    if req.cloud == "aws":
+        return f"s3://{name}-mlflow-artifacts"
+    if req.cloud == "gcp":
+        return f"gs://{name}-mlflow-artifacts"
+    if req.cloud == "azure":
+        return f"wasbs://mlflow@<storage-account>.blob.core.windows.net/{name}"
+    if req.kubernetes and req.governance_level != "experimental":
+        return f"s3://{name}-mlflow-artifacts"
+    return "./mlruns"
+
+
+def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
+    name = req.project_name
+    if stack.deployment_pattern == "batch":
+        if stack.batch_engine == "spark":
+            return (
+                "spark-submit score.py  # scores with "
+                f"mlflow.pyfunc.spark_udf(spark, '{model_uri}')"
+            )
+        return f"mlflow models predict -m '{model_uri}' -i input.csv -t csv -o predictions.csv"
+    commands = {
+        "kserve": "kubectl apply -f k8s/inferenceservice.yaml",
+        "seldon": "kubectl apply -f k8s/seldon-model.yaml",
+        "mlflow": f"mlflow models serve -m '{model_uri}' --host 0.0.0.0 --port 5001",
+        "torchserve": f"torchserve --start --model-store model_store --models {name}={name}.mar",
+        "tf_serving": (
+            "docker run -p 8501:8501 -v \"$PWD/saved_model:/models/"
+            f"{name}\" -e MODEL_NAME={name} tensorflow/serving"
+        ),
+        "triton": "tritonserver --model-repository=./model_repository",
+        "vertex_ai": (
+            "gcloud ai endpoints deploy-model <endpoint-id> --region=<region> "
+            f"--model=<model-id> --display-name={name} --traffic-split=0=100"
+        ),
+        "sagemaker": (
+            f"aws sagemaker create-endpoint --endpoint-name {name} "
+            f"--endpoint-config-name {name}-config"
+        ),
+        "azure_ml": f"az ml online-deployment create --file deployment.yml --endpoint-name {name}",
+        "databricks": "databricks serving-endpoints create --json @serving-endpoint.json",
+        "onnxruntime": f"python -c \"import mlflow; mlflow.onnx.load_model('{model_uri}')\"  "
+        "# export to model.onnx and ship it with the device build",
+        "tflite": "tflite_convert --saved_model_dir=saved_model --output_file=model.tflite",
+        "torchscript": "python -c \"import torch; torch.jit.save(torch.jit.script(model), "
+        "'model.pt')\"",
+    }
+    return commands.get(stack.serving, f"mlflow models serve -m '{model_uri}'")
+
+
+def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
+    job = req.project_name
+    out = {
+        "drift_psi_max": f'max({DRIFT_METRIC}{{job="{job}"}})',
+    }
+    if stack.deployment_pattern in {"online", "hybrid"}:
+        out = {
+            "latency_p95_ms": (
+                f"histogram_quantile(0.95, sum by (le) (rate({LATENCY_METRIC}_bucket"
+                f'{{job="{job}"}}[5m]))) * 1000'
+            ),
+            "error_rate": (
+                f'sum(rate({ERRORS_METRIC}{{job="{job}"}}[5m])) / '
+                f'sum(rate({LATENCY_METRIC}_count{{job="{job}"}}[5m]))'
+            ),
+            "requests_per_second": f'sum(rate({LATENCY_METRIC}_count{{job="{job}"}}[5m]))',
+            **out,
+        }
+    return out
+
+
+def quickstart(req: Requirements, stack: Stack, governance: list[str]) -> QuickStart:
+    name = req.project_name
+    model_uri = f"models:/{name}@{CHAMPION_ALIAS}"
+    checklist = [
+        f"install the experiment tracker ({stack.tracking}) and point MLFLOW_TRACKING_URI (or the "
+        "platform's client) at the tracking URI below",
+        f"register every trained model as '{name}' with a signature; promote a version by moving "
+        f"the '{CHAMPION_ALIAS}' alias (registry: {stack.registry})",
+        f"deploy with {stack.serving} ({stack.deployment_pattern}); roll out with "
+        f"{stack.rollout}",
+        "collect latency (p50/p95/p99), throughput and error rate"
+        + (" with Prometheus" if stack.monitoring == "prometheus" else " in the cloud console"),
+    ]
+    if stack.drift_detection != "none":
+        checklist.append(f"schedule drift checks ({stack.drift_detection}: PSI and KS tests)")
+    if stack.orchestration not in {"none", "ci"}:
+        checklist.append(f"run retraining as a {stack.orchestration} pipeline ({stack.retraining})")
+    if governance:
+        checklist.append("put the governance controls in place: " + ", ".join(governance))
+    return QuickStart(
+        tracking_uri=_tracking_uri(req, stack),
+        artifact_store=_artifact_store(req),
+        registered_model_name=name,
+        registry_alias=CHAMPION_ALIAS,
+        model_uri=model_uri,
+        deploy_command=_deploy_command(req, stack, model_uri),
+        monitoring_queries=_queries(req, stack),
+        checklist=checklist,
+    )
