@@ -1,4 +1,26 @@
-"""The public Python API: answers in, a typed design or a generated repository out."""
+"""The public Python API: answers in, a typed design or a generated repository out.
+
+``assess`` is what ``mlopsctl assess`` runs; its result is the typed ``StackDesign`` whose
+``model_dump(mode="json")`` is exactly the ``--format json`` output (schema:
+``docs/schemas/design.schema.json``)::
+
+    from mlopsctl import assess
+
+    design = assess({"project_name": "fraud", "framework": "xgboost",
+                     "scale_requirements": {"rps": 500, "latency_ms": 150},
+                     "governance_level": "production"})
+    design.tier                          # "T2"
+    design.stack.serving                 # "kserve"
+    design.stack.rollout                 # "canary"
+    design.sizing.max_replicas           # 8, with its formula in design.decisions
+    design.thresholds.psi_retrain        # 0.25
+    [a.name for a in design.alerts]      # P0..P3 alerts
+    [d.rule for d in design.decisions]   # the rules that made each choice
+
+Errors are typed (``mlopsctl.errors``): ``AnswersError`` for invalid answers (exit code 2 in the
+CLI), ``RuleAbort`` when an abort rule fires (4; ``exc.rule_id`` names it, ``exc.hint`` says what
+to change), ``RuleConflictError`` for conflicting rules under ``strict=True`` (1).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +28,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlopsctl.answers import AnswerSet, apply_sets, build_requirements, fill_defaults, load_answers_file
+from mlopsctl.answers import (
+    AnswerSet,
+    apply_sets,
+    build_requirements,
+    fill_defaults,
+    load_answers_file,
+)
 from mlopsctl.design import StackDesign
 from mlopsctl.render import GenerationResult
 from mlopsctl.requirements import Requirements
@@ -33,13 +61,14 @@ def load_requirements(
     return build_requirements(answer_set, use_defaults=defaults)
 
 
-def assess(
-    requirements: Requirements | Mapping[str, Any], *, strict: bool = False
-) -> StackDesign:
+def assess(requirements: Requirements | Mapping[str, Any], *, strict: bool = False) -> StackDesign:
     """Run the rules on the requirements and return the explained design.
 
-    A mapping is validated as answers, with the defaults filling what it leaves out.
-    Raises ``RuleAbort`` when the requirements hit an abort rule.
+    ``requirements`` is a ``Requirements`` or a mapping of answers (the keys of ``mlopsctl.yaml``),
+    validated with the defaults filling what it leaves out. Raises ``AnswersError`` for invalid
+    answers, ``RuleAbort`` when the requirements hit an abort rule, and ``RuleConflictError``
+    when ``strict`` and two rules set one choice differently (without ``strict`` conflicts are
+    listed in ``design.conflicts`` and ``design.warnings``).
     """
     from mlopsctl.rules.engine import evaluate
 

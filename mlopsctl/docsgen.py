@@ -16,6 +16,8 @@ DOCS: dict[str, str] = {
     "cli.md": "mlopsctl.docsgen:cli_md",
     "questions.md": "mlopsctl.docsgen:questions_md",
     "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",
+    "rules.md": "mlopsctl.rules.describe:rules_reference_md",
+    "schemas/design.schema.json": "mlopsctl.rules.describe:design_schema_json",
 }
 
 

@@ -52,9 +52,14 @@ def _cpu(milli: int) -> str:
     return f"{milli}m"
 
 
-def _d(capability: str, choice: float | int | str | list[int], formula: str, reason: str) -> Decision:
+def _d(
+    capability: str, choice: float | int | str | list[int], formula: str, reason: str
+) -> Decision:
     return Decision(
-        rule="SIZING", capability=f"sizing.{capability}", choice=choice, reason=reason,
+        rule="SIZING",
+        capability=f"sizing.{capability}",
+        choice=choice,
+        reason=reason,
         formula=formula,
     )
 
@@ -93,13 +98,20 @@ def derive_sizing(
     if scale.latency_ms is not None:
         latency = float(scale.latency_ms)
         decisions.append(
-            _d("latency_target_ms", latency, "latency_ms as given", "the latency SLA is the p95 target")
+            _d(
+                "latency_target_ms",
+                latency,
+                "latency_ms as given",
+                "the latency SLA is the p95 target",
+            )
         )
     else:
         latency = DEFAULT_LATENCY_MS.get(pattern, 200.0)
         decisions.append(
             _d(
-                "latency_target_ms", latency, f"default for {pattern} deployments",
+                "latency_target_ms",
+                latency,
+                f"default for {pattern} deployments",
                 "no latency SLA was given, so the pattern's usual target is assumed",
             )
         )
@@ -124,16 +136,20 @@ def derive_sizing(
     capacity = CAPACITY_RPS[(fam, req.gpu)]
     decisions.append(
         _d(
-            "per_replica_rps", capacity,
+            "per_replica_rps",
+            capacity,
             f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
             "a stated assumption; measure your model and adjust",
         )
     )
 
-    concurrency = max(1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0)))
+    concurrency = max(
+        1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))
+    )
     decisions.append(
         _d(
-            "scale_target_concurrency", concurrency,
+            "scale_target_concurrency",
+            concurrency,
             f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
             f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
             f"{latency:g} / 1000)",
@@ -150,7 +166,8 @@ def derive_sizing(
     max_replicas = min(MAX_REPLICAS_CAP, max(floor_replicas + 1, needed))
     decisions.append(
         _d(
-            "max_replicas", max_replicas,
+            "max_replicas",
+            max_replicas,
             f"min({MAX_REPLICAS_CAP}, max(min_replicas_floor + 1, ceil(peak_rps / "
             f"(per_replica_rps x {TARGET_UTILIZATION})), ceil(concurrent_users / "
             f"scale_target_concurrency))) = min({MAX_REPLICAS_CAP}, max({floor_replicas + 1}, "
@@ -169,13 +186,21 @@ def derive_sizing(
         min_replicas = floor_replicas
         min_formula = "2 for production (survives a node loss with a PodDisruptionBudget), else 1"
     decisions.append(
-        _d("min_replicas", min_replicas, min_formula,
-           "availability floor; under high load part of the peak stays warm")
+        _d(
+            "min_replicas",
+            min_replicas,
+            min_formula,
+            "availability floor; under high load part of the peak stays warm",
+        )
     )
     hpa_target = round(TARGET_UTILIZATION * 100)
     decisions.append(
-        _d("hpa_cpu_target_percent", hpa_target, f"{TARGET_UTILIZATION} x 100",
-           "the HorizontalPodAutoscaler's average CPU utilization target")
+        _d(
+            "hpa_cpu_target_percent",
+            hpa_target,
+            f"{TARGET_UTILIZATION} x 100",
+            "the HorizontalPodAutoscaler's average CPU utilization target",
+        )
     )
 
     mem_request_gb = req.model_size_gb * 2 + RUNTIME_OVERHEAD_GB
@@ -183,36 +208,54 @@ def derive_sizing(
     memory_limit = _mem(mem_request_gb * MEMORY_LIMIT_FACTOR)
     decisions.append(
         _d(
-            "memory_request", memory_request,
+            "memory_request",
+            memory_request,
             f"model_size_gb x 2 + {RUNTIME_OVERHEAD_GB} GB = {req.model_size_gb:g} x 2 + "
             f"{RUNTIME_OVERHEAD_GB}, rounded up to 64 MiB",
             "the model is held in memory once loaded and once while deserializing",
         )
     )
     decisions.append(
-        _d("memory_limit", memory_limit, f"memory_request x {MEMORY_LIMIT_FACTOR}",
-           "headroom for request buffers without letting a leak take the node")
+        _d(
+            "memory_limit",
+            memory_limit,
+            f"memory_request x {MEMORY_LIMIT_FACTOR}",
+            "headroom for request buffers without letting a leak take the node",
+        )
     )
     cpu_request_m = CPU_REQUEST_MILLI[fam]
     cpu_request = _cpu(cpu_request_m)
     cpu_limit = _cpu(cpu_request_m * CPU_LIMIT_FACTOR)
     decisions.append(
-        _d("cpu_request", cpu_request, f"{cpu_request_m}m for {fam} models",
-           "a stated assumption per framework family")
+        _d(
+            "cpu_request",
+            cpu_request,
+            f"{cpu_request_m}m for {fam} models",
+            "a stated assumption per framework family",
+        )
     )
     decisions.append(
-        _d("cpu_limit", cpu_limit, f"cpu_request x {CPU_LIMIT_FACTOR}",
-           "room for bursts while the autoscaler reacts")
+        _d(
+            "cpu_limit",
+            cpu_limit,
+            f"cpu_request x {CPU_LIMIT_FACTOR}",
+            "room for bursts while the autoscaler reacts",
+        )
     )
     gpu_per_replica = 1 if req.gpu and fam == "deep" else 0
     decisions.append(
-        _d("gpu_per_replica", gpu_per_replica, "1 when GPUs are available and the model is a "
-           "neural network, else 0", "tree and linear models gain nothing from a GPU")
+        _d(
+            "gpu_per_replica",
+            gpu_per_replica,
+            "1 when GPUs are available and the model is a neural network, else 0",
+            "tree and linear models gain nothing from a GPU",
+        )
     )
     startup = STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb)
     decisions.append(
         _d(
-            "startup_seconds", startup,
+            "startup_seconds",
+            startup,
             f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
             f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
             "the startup probe's window, so a large model is not killed while it loads",
@@ -222,12 +265,20 @@ def derive_sizing(
     steps = list(rollout_steps)
     canary = steps[0] if stack.rollout in {"canary", "progressive", "ab"} and steps else 0
     decisions.append(
-        _d("rollout_steps", steps, f"the steps of the {stack.rollout} rollout decision",
-           "traffic percentages the new version receives in turn")
+        _d(
+            "rollout_steps",
+            steps,
+            f"the steps of the {stack.rollout} rollout decision",
+            "traffic percentages the new version receives in turn",
+        )
     )
     decisions.append(
-        _d("canary_percent", canary, "first rollout step for canary, progressive and A/B "
-           "rollouts, else 0", "the share of traffic the new version gets first")
+        _d(
+            "canary_percent",
+            canary,
+            "first rollout step for canary, progressive and A/B rollouts, else 0",
+            "the share of traffic the new version gets first",
+        )
     )
 
     latency_alert = round(latency * LATENCY_ALERT_FACTOR, 3)
@@ -244,9 +295,12 @@ def derive_sizing(
 
     schedule = "0 2 * * *" if pattern in {"batch", "hybrid"} else "0 2 * * 0"
     decisions.append(
-        _d("batch_schedule", schedule,
-           "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
-           "when scheduled scoring or retraining runs")
+        _d(
+            "batch_schedule",
+            schedule,
+            "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
+            "when scheduled scoring or retraining runs",
+        )
     )
     sizing = Sizing(
         latency_target_ms=latency,

@@ -39,6 +39,12 @@ def _root(
 from mlopsctl.cli import init as _init  # noqa: E402
 
 _init.register(app)
+from mlopsctl.cli import assess as _assess  # noqa: E402
+
+_assess.register(app)
+from mlopsctl.cli import rules as _rules  # noqa: E402
+
+_rules.register(app)
 
 
 def main() -> None:

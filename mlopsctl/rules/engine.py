@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from pydantic import ValidationError
+
 from mlopsctl.design import (
     Alert,
     Alternative,
@@ -265,15 +267,15 @@ def evaluate(
     if "latency_p95_alert_ms" not in threshold_values:
         threshold_values["latency_p95_alert_ms"] = latency_alert
     try:
-        thresholds = Thresholds(**threshold_values)  # type: ignore[arg-type]
-    except Exception as exc:  # pydantic names each missing threshold
+        thresholds = Thresholds.model_validate(threshold_values)
+    except ValidationError as exc:  # pydantic names each missing threshold
         raise CatalogError(f"the catalog leaves thresholds undecided: {exc}") from None
 
     warnings = [f"{r.id}: {' '.join((r.then.warn or '').split())}" for r in fired if r.then.warn]
     warnings += [f"conflict: {c.message}" for c in conflicts]
     governance = sorted(required_by)
     return StackDesign(
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         stack=stack,
         decisions=decisions,
         thresholds=thresholds,
@@ -328,7 +330,9 @@ def _merge_alerts(fired: list[Rule], conflicts: list[Conflict]) -> list[Alert]:
     out: list[Alert] = []
     for name, entries in by_name.items():
         kept = [
-            (r, a) for r, a in entries if not any(_overrides(o, r) for o, _ in entries if o is not r)
+            (r, a)
+            for r, a in entries
+            if not any(_overrides(o, r) for o, _ in entries if o is not r)
         ]
         distinct = {a.model_dump_json(exclude={"rule"}) for _, a in kept}
         if len(distinct) > 1:

@@ -168,9 +168,7 @@ class Outcome(BaseModel):
     @classmethod
     def _steps(cls, value: list[int] | None) -> list[int] | None:
         if value is not None and (
-            not value
-            or any(not 0 <= v <= 100 for v in value)
-            or value != sorted(value)
+            not value or any(not 0 <= v <= 100 for v in value) or value != sorted(value)
         ):
             raise ValueError("rollout_steps are increasing traffic percentages from 0 to 100")
         return value
@@ -183,8 +181,13 @@ class Outcome(BaseModel):
 
     def decides_anything(self) -> bool:
         return bool(
-            self.set or self.tier or self.thresholds or self.require or self.alerts
-            or self.warn or self.abort
+            self.set
+            or self.tier
+            or self.thresholds
+            or self.require
+            or self.alerts
+            or self.warn
+            or self.abort
         )
 
     @field_validator("set")

@@ -63,8 +63,8 @@ def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
         "mlflow": f"mlflow models serve -m '{model_uri}' --host 0.0.0.0 --port 5001",
         "torchserve": f"torchserve --start --model-store model_store --models {name}={name}.mar",
         "tf_serving": (
-            "docker run -p 8501:8501 -v \"$PWD/saved_model:/models/"
-            f"{name}\" -e MODEL_NAME={name} tensorflow/serving"
+            'docker run -p 8501:8501 -v "$PWD/saved_model:/models/'
+            f'{name}" -e MODEL_NAME={name} tensorflow/serving'
         ),
         "triton": "tritonserver --model-repository=./model_repository",
         "vertex_ai": (
@@ -80,14 +80,50 @@ def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
         "onnxruntime": f"python -c \"import mlflow; mlflow.onnx.load_model('{model_uri}')\"  "
         "# export to model.onnx and ship it with the device build",
         "tflite": "tflite_convert --saved_model_dir=saved_model --output_file=model.tflite",
-        "torchscript": "python -c \"import torch; torch.jit.save(torch.jit.script(model), "
+        "torchscript": 'python -c "import torch; torch.jit.save(torch.jit.script(model), '
         "'model.pt')\"",
     }
     return commands.get(stack.serving, f"mlflow models serve -m '{model_uri}'")
 
 
+# Metrics of the managed endpoints, in each cloud's monitoring service.
+CLOUD_METRICS: dict[str, dict[str, str]] = {
+    "sagemaker": {
+        "latency_p95_ms": "CloudWatch AWS/SageMaker ModelLatency, statistic p95 (microseconds) "
+        "/ 1000, dimension EndpointName={name}",
+        "error_rate": "CloudWatch AWS/SageMaker Invocation5XXErrors / Invocations, "
+        "EndpointName={name}",
+        "requests_per_second": "CloudWatch AWS/SageMaker Invocations (Sum per 60 s) / 60",
+    },
+    "vertex_ai": {
+        "latency_p95_ms": "Cloud Monitoring aiplatform.googleapis.com/prediction/online/"
+        "prediction_latencies, 95th percentile, endpoint {name}",
+        "error_rate": "Cloud Monitoring aiplatform.googleapis.com/prediction/online/error_count "
+        "/ prediction_count, endpoint {name}",
+        "requests_per_second": "Cloud Monitoring aiplatform.googleapis.com/prediction/online/"
+        "prediction_count, rate",
+    },
+    "azure_ml": {
+        "latency_p95_ms": "Azure Monitor online endpoint metric RequestLatency_P95, endpoint "
+        "{name}",
+        "error_rate": "Azure Monitor online endpoint metric RequestsPerMinute split by "
+        "statusCodeClass (5xx / all)",
+        "requests_per_second": "Azure Monitor online endpoint metric RequestsPerMinute / 60",
+    },
+    "databricks": {
+        "latency_p95_ms": "serving endpoint metrics export /api/2.0/serving-endpoints/{name}/"
+        "metrics (Prometheus format)",
+        "error_rate": "serving endpoint metrics export: 4xx/5xx responses over requests",
+        "requests_per_second": "serving endpoint metrics export: request rate",
+    },
+}
+
+
 def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
     job = req.project_name
+    if stack.monitoring == "cloud" and stack.serving in CLOUD_METRICS:
+        cloud = {k: v.format(name=job) for k, v in CLOUD_METRICS[stack.serving].items()}
+        return {**cloud, "drift_psi_max": f'max({DRIFT_METRIC}{{job="{job}"}})'}
     out = {
         "drift_psi_max": f'max({DRIFT_METRIC}{{job="{job}"}})',
     }
@@ -115,8 +151,7 @@ def quickstart(req: Requirements, stack: Stack, governance: list[str]) -> QuickS
         "platform's client) at the tracking URI below",
         f"register every trained model as '{name}' with a signature; promote a version by moving "
         f"the '{CHAMPION_ALIAS}' alias (registry: {stack.registry})",
-        f"deploy with {stack.serving} ({stack.deployment_pattern}); roll out with "
-        f"{stack.rollout}",
+        f"deploy with {stack.serving} ({stack.deployment_pattern}); roll out with {stack.rollout}",
         "collect latency (p50/p95/p99), throughput and error rate"
         + (" with Prometheus" if stack.monitoring == "prometheus" else " in the cloud console"),
     ]
