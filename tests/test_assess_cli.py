@@ -1,0 +1,237 @@
+"""``mlopsctl assess`` and ``mlopsctl rules`` through Typer's CliRunner, one test per exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlopsctl.cli.app import app
+from mlopsctl.rules import engine
+from mlopsctl.rules.model import CATALOG_DIR, load_catalog
+
+SCHEMA = json.loads(
+    (Path(__file__).parents[1] / "docs" / "schemas" / "design.schema.json").read_text()
+)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+def _files(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+def test_json_output_is_valid_against_the_published_schema(
+    runner: CliRunner, workdir: Path
+) -> None:
+    result = runner.invoke(app, ["assess", "--defaults", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert data["schema_version"] == 1
+    assert data["tier"] == "T2"
+    assert set(data["stack"]) >= {
+        "tracking",
+        "registry",
+        "serving",
+        "deployment_pattern",
+        "rollout",
+        "orchestration",
+        "monitoring",
+        "drift_detection",
+        "retraining",
+        "model_optimization",
+        "autoscaling",
+    }
+    assert set(data["thresholds"]) >= {
+        "psi_monitor",
+        "psi_investigate",
+        "psi_retrain",
+        "ks_pvalue",
+        "accuracy_drop_investigate",
+        "accuracy_drop_retrain",
+        "latency_p95_alert_ms",
+        "error_rate_alert",
+        "error_rate_page",
+    }
+    assert {"rule", "capability", "choice", "reason", "references"} <= set(data["decisions"][0])
+    assert [a["priority"] for a in data["alerts"]] == sorted(a["priority"] for a in data["alerts"])
+    assert _files(workdir) == [], "assess writes nothing by default"
+
+
+def test_yaml_output_matches_json(runner: CliRunner, workdir: Path) -> None:
+    args = ["assess", "--defaults", "--set", "governance_level=production"]
+    as_json = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
+    result = runner.invoke(app, [*args, "--format", "yaml"])
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout) == as_json
+    assert as_json["stack"]["rollout"] == "canary"
+
+
+def test_text_report_explains_the_decision(runner: CliRunner, workdir: Path) -> None:
+    result = runner.invoke(app, ["assess", "--defaults", "--set", "existing_stack=[sagemaker]"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for part in (
+        "Recommended stack",
+        "Why",
+        "sources:",
+        "Rejected alternatives",
+        "Sizing",
+        "Assumptions",
+        "Alerts",
+        "Quick-start checklist",
+        "Minimal configuration",
+        "tracking URI",
+        "artifact store",
+        "deploy",
+        "EXS004",
+    ):
+        assert part in out, part
+    assert "1.5 x latency_target_ms" in out  # formulas are shown
+
+
+def test_output_file_is_written(runner: CliRunner, workdir: Path) -> None:
+    result = runner.invoke(app, ["assess", "--defaults", "-f", "json", "-o", "design.json"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    data = json.loads((workdir / "design.json").read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert _files(workdir) == ["design.json"]
+
+
+def test_answers_from_a_project_directory(runner: CliRunner, workdir: Path) -> None:
+    project = workdir / "proj"
+    project.mkdir()
+    (project / "mlopsctl.yaml").write_text(
+        "project_name: fraud\nmodel_type: classification\nframework: xgboost\n"
+        "deployment_target: batch\nscale_requirements:\n  data_volume_gb: 500\n"
+        "governance_level: staging\n"
+    )
+    result = runner.invoke(app, ["assess", "--project", str(project), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["requirements"]["project_name"] == "fraud"
+    assert data["stack"]["batch_engine"] == "spark"
+    # run inside the project: its mlopsctl.yaml is read without flags, --set applies on top
+    os.chdir(project)
+    result = runner.invoke(app, ["assess", "-f", "json", "--set", "deployment_target=online"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stack"]["serving"] == "kserve"
+
+
+def test_invalid_answers_exit_2(runner: CliRunner, workdir: Path) -> None:
+    result = runner.invoke(app, ["assess", "--defaults", "--set", "team_size=many"])
+    assert result.exit_code == 2
+    assert "team_size" in result.stderr
+    result = runner.invoke(app, ["assess", "--set", "project_name=x"])
+    assert result.exit_code == 2
+    assert "missing required answers" in result.stderr
+    result = runner.invoke(app, ["assess", "--project", str(workdir)])
+    assert result.exit_code == 2
+    assert "mlopsctl.yaml" in result.stderr
+
+
+def test_abort_exits_4_naming_the_rule_and_the_fix(runner: CliRunner, workdir: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "assess",
+            "--defaults",
+            "--set",
+            "framework=keras",
+            "--set",
+            "model_server=torchserve",
+            "-f",
+            "json",
+            "-o",
+            "design.json",
+        ],
+    )
+    assert result.exit_code == 4
+    assert "ABT001" in result.stderr
+    assert "hint:" in result.stderr and "model_server" in result.stderr
+    assert result.stdout == ""
+    assert _files(workdir) == [], "nothing is written on abort"
+
+
+def test_conflicts_exit_1_under_strict(
+    runner: CliRunner,
+    workdir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog_dir = tmp_path_factory.mktemp("catalog")
+    for path in CATALOG_DIR.glob("*.yaml"):
+        (catalog_dir / path.name).write_bytes(path.read_bytes())
+    data = yaml.safe_load((CATALOG_DIR / "SRV001-kserve-on-kubernetes.yaml").read_text())
+    data.update(
+        id="SRV099", name="seldon-too", then={"set": {"serving": "seldon"}}, alternatives=[]
+    )
+    (catalog_dir / "SRV099-seldon-too.yaml").write_text(yaml.safe_dump(data))
+    conflicting = load_catalog(catalog_dir)
+    monkeypatch.setattr(engine, "load_catalog", lambda: conflicting)
+
+    result = runner.invoke(app, ["assess", "--defaults", "-f", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["conflicts"][0]["capability"] == "serving"
+    result = runner.invoke(app, ["assess", "--defaults", "--strict"])
+    assert result.exit_code == 1
+    assert "SRV001" in result.stderr and "SRV099" in result.stderr
+
+
+def test_rules_list(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["rules", "list"])
+    assert result.exit_code == 0
+    for rule in load_catalog():
+        assert rule.id in result.stdout
+    result = runner.invoke(app, ["rules", "list", "--category", "abort", "--format", "json"])
+    assert result.exit_code == 0
+    ids = [r["id"] for r in json.loads(result.stdout)]
+    assert ids and all(i.startswith("ABT") for i in ids)
+    result = runner.invoke(app, ["rules", "list", "--category", "nope"])
+    assert result.exit_code == 2
+
+
+def test_rules_explain(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["rules", "explain", "srv004"])
+    assert result.exit_code == 0
+    out = result.stdout
+    for section in (
+        "# SRV004 high-rps-enables-autoscaling",
+        "## When it fires",
+        "scale_requirements.rps > 1000",
+        "## What it decides",
+        "`autoscaling` = `hpa`",
+        "## Why",
+        "## Remediation",
+        "## References",
+        "accessed",
+        "## Examples",
+        "Does not fire",
+    ):
+        assert section in out, section
+    by_name = runner.invoke(app, ["rules", "explain", "high-rps-enables-autoscaling"])
+    assert by_name.stdout == out
+    result = runner.invoke(app, ["rules", "explain", "XYZ999"])
+    assert result.exit_code == 2
+    assert "rules list" in result.stderr
