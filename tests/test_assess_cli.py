@@ -235,3 +235,11 @@ def test_rules_explain(runner: CliRunner) -> None:
     result = runner.invoke(app, ["rules", "explain", "XYZ999"])
     assert result.exit_code == 2
     assert "rules list" in result.stderr
+
+
+def test_text_report_to_a_file_has_no_colour_codes(runner: CliRunner, workdir: Path) -> None:
+    result = runner.invoke(app, ["assess", "--defaults", "-o", "report.txt"])
+    assert result.exit_code == 0
+    text = (workdir / "report.txt").read_text()
+    assert "Recommended stack for mlops-demo" in text
+    assert "\x1b[" not in text

@@ -64,7 +64,7 @@ def assess(
         from mlopsctl.rules.engine import evaluate
 
         design = evaluate(req, strict=strict)
-        text = render(design, format_)
+        text = render(design, format_, terminal=output is None and _stdout_is_terminal())
         if output is None:
             import sys
 
@@ -91,8 +91,14 @@ def _answers_source(answers: Path | None, project: Path | None) -> Path | None:
     return answers
 
 
-def render(design: StackDesign, format_: Format) -> str:
-    """The report as text: Rich for ``text`` (no colour codes), JSON or YAML of the design."""
+def _stdout_is_terminal() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
+def render(design: StackDesign, format_: Format, *, terminal: bool = False) -> str:
+    """The report as text: Rich for ``text`` (colour only on a terminal), JSON or YAML."""
     if format_ is Format.json:
         import json
 
@@ -102,7 +108,6 @@ def render(design: StackDesign, format_: Format) -> str:
 
         return yaml.safe_dump(design.json_dict(), sort_keys=False, allow_unicode=True, width=100)
     import io
-    import sys
 
     from rich.console import Console
 
@@ -112,8 +117,8 @@ def render(design: StackDesign, format_: Format) -> str:
     console = Console(
         file=buffer,
         width=120,
-        force_terminal=sys.stdout.isatty(),
-        no_color=not sys.stdout.isatty(),
+        force_terminal=terminal,
+        no_color=not terminal,
         highlight=False,
         soft_wrap=False,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +101,7 @@ class Leaf(BaseModel):
     def operand(self, op: str) -> Any:
         return getattr(self, "in_" if op == "in" else op)
 
-    @property
+    @cached_property
     def op(self) -> str:
         return next(op for op in OPERATORS if self.operand(op) is not None)
 
