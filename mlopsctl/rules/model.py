@@ -305,7 +305,8 @@ def _load_file(path: Path) -> Rule:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
         rule = Rule.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise CatalogError(f"rule file {path.name} is invalid: {exc}") from None
