@@ -44,6 +44,7 @@ def test_full_questionnaire_generates(tmp_path: Path) -> None:
     child.expect_exact(">")
     child.sendline("2")
     answer(child, "Model framework", "xgboost")
+    answer(child, "Model server", "")
     answer(child, "Deployment target", "")
     answer(child, "Peak requests per second", "300")
     answer(child, "Latency SLA at p95 (ms)", "120")
