@@ -306,7 +306,7 @@ def _load_file(path: Path) -> Rule:
 
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         rule = Rule.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise CatalogError(f"rule file {path.name} is invalid: {exc}") from None
