@@ -161,6 +161,8 @@ class StackDesign(_Frozen):
 def design_json_schema() -> dict[str, Any]:
     """The published JSON Schema of ``assess --format json`` (and ``.mlopsctl/design.json``)."""
     schema = StackDesign.model_json_schema(mode="serialization")
+    schema["properties"]["schema_version"]["const"] = DESIGN_SCHEMA_VERSION
+    schema["required"] = ["schema_version", *schema["required"]]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://mlopsctl.dev/schemas/design.schema.json"
     return schema
