@@ -243,3 +243,15 @@ def test_text_report_to_a_file_has_no_colour_codes(runner: CliRunner, workdir: P
     text = (workdir / "report.txt").read_text()
     assert "Recommended stack for mlops-demo" in text
     assert "\x1b[" not in text
+
+
+def test_schema_rejects_a_broken_design(runner: CliRunner, workdir: Path) -> None:
+    data = json.loads(runner.invoke(app, ["assess", "--defaults", "-f", "json"]).stdout)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for broken in (
+        {k: v for k, v in data.items() if k != "stack"},
+        {**data, "schema_version": 2},
+        {**data, "tier": "T4"},
+        {**data, "thresholds": {**data["thresholds"], "psi_retrain": "high"}},
+    ):
+        assert not validator.is_valid(broken)
