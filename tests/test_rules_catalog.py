@@ -4,10 +4,12 @@ conflict-free over valid requirements, and a conflicting pair of rules is report
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +22,9 @@ from mlopsctl.rules.engine import derive_facts, evaluate, matches
 from mlopsctl.rules.model import CATALOG_DIR, STACK_CHOICES, Rule, load_catalog
 
 CATALOG = load_catalog()
+DESIGN_VALIDATOR = jsonschema.Draft202012Validator(
+    json.loads((Path(__file__).parents[1] / "docs/schemas/design.schema.json").read_text())
+)
 EXAMPLES = [
     (rule, kind, i, example)
     for rule in CATALOG
@@ -131,7 +136,7 @@ requirements_strategy = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requirements_strategy)
 def test_no_conflicts_over_valid_requirements(answers: dict[str, Any]) -> None:
     req = Requirements.model_validate(answers)
@@ -140,6 +145,7 @@ def test_no_conflicts_over_valid_requirements(answers: dict[str, Any]) -> None:
     except RuleAbort:
         return
     assert design.conflicts == []
+    DESIGN_VALIDATOR.validate(design.json_dict())
     # every capability is decided with a known choice, and the tier-reading rules agree
     for capability, choice in design.stack.model_dump().items():
         assert choice in STACK_CHOICES[capability]
