@@ -145,7 +145,6 @@ def test_no_conflicts_over_valid_requirements(answers: dict[str, Any]) -> None:
     except RuleAbort:
         return
     assert design.conflicts == []
-    DESIGN_VALIDATOR.validate(design.json_dict())
     # every capability is decided with a known choice, and the tier-reading rules agree
     for capability, choice in design.stack.model_dump().items():
         assert choice in STACK_CHOICES[capability]
@@ -156,6 +155,16 @@ def test_no_conflicts_over_valid_requirements(answers: dict[str, Any]) -> None:
     assert design.thresholds.latency_p95_alert_ms == pytest.approx(
         1.5 * design.sizing.latency_target_ms
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requirements_strategy)
+def test_every_design_validates_against_the_published_schema(answers: dict[str, Any]) -> None:
+    try:
+        design = evaluate(Requirements.model_validate(answers))
+    except RuleAbort:
+        return
+    DESIGN_VALIDATOR.validate(design.json_dict())
 
 
 def _conflicting_catalog(tmp_path: Path) -> tuple[Rule, ...]:
