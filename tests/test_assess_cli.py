@@ -255,3 +255,18 @@ def test_schema_rejects_a_broken_design(runner: CliRunner, workdir: Path) -> Non
         {**data, "thresholds": {**data["thresholds"], "psi_retrain": "high"}},
     ):
         assert not validator.is_valid(broken)
+
+
+def test_help_loads_neither_the_catalog_nor_the_engine() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mlopsctl.cli.app; "
+        "print(sorted(m for m in sys.modules if m.startswith(('mlopsctl.rules', 'copier', "
+        "'mlopsctl.sizing', 'jsonschema'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.strip() == "[]"
