@@ -39,6 +39,9 @@ def _root(
 from mlopsctl.cli import init as _init  # noqa: E402
 
 _init.register(app)
+from mlopsctl.cli import update as _update  # noqa: E402
+
+_update.register(app)
 
 
 def main() -> None:
