@@ -136,7 +136,7 @@ def first_changed_line(before: bytes, after: bytes) -> tuple[str, str]:
 
     a = before.decode().splitlines()
     b = after.decode().splitlines()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
+    for tag, i1, _i2, j1, _j2 in difflib.SequenceMatcher(a=a, b=b).get_opcodes():
         if tag == "replace":
             return a[i1], b[j1]
     raise AssertionError("no replaced line")
