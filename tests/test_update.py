@@ -476,3 +476,20 @@ def test_failure_while_writing_leaves_the_project_as_it_was(
     assert result.exit_code != 0
     assert tree(project) == before
     assert is_clean(project)
+
+
+def test_project_inside_a_larger_repository(tmp_path: Path) -> None:
+    """Only the project directory must be clean; other work in the repository is left alone."""
+    repo = tmp_path / "mono"
+    project = repo / "services" / PROJECT
+    generate(requirements(), project)
+    git(repo, "init", "-q")
+    git(repo, "config", "user.name", "Test User")
+    git(repo, "config", "user.email", "test@example.com")
+    (repo / "other.txt").write_text("committed\n", encoding="utf-8")
+    commit(repo, "Monorepo")
+    (repo / "other.txt").write_text("work in progress elsewhere\n", encoding="utf-8")
+    result = run_update(project, "--set", "governance_level=production")
+    assert result.exit_code == 0, result.output
+    assert tree(project) == fresh(tmp_path / "fresh", ["governance_level=production"])
+    assert (repo / "other.txt").read_text(encoding="utf-8") == "work in progress elsewhere\n"

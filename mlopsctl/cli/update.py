@@ -70,6 +70,8 @@ _LABELS = {
 def _show(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]"
     return str(value)
@@ -145,7 +147,7 @@ def _print_decisions(out: Console, plan: UpdatePlan) -> None:
         out.print(f"  {escape(line)}")
     for d in plan.decisions:
         if d.section == "rules":
-            text = f"rule {d.key} now {'fires' if d.new == 'fires' else 'does not fire'}"
+            text = f"rule {d.key} {'now fires' if d.new == 'fires' else 'no longer fires'}"
         elif d.section in {"governance", "warnings"}:
             text = f"{d.section}: {'+' if d.new else '-'} {d.key}"
         else:
