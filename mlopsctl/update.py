@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -147,6 +148,8 @@ class UpdatePlan:
     warnings: list[str] = field(default_factory=list)
     # internal writes (.mlopsctl/): path -> content; None deletes
     internal: dict[str, bytes | None] = field(default_factory=dict)
+    # file modes of the new generation, for files that do not exist yet
+    modes: dict[str, int] = field(default_factory=dict)
 
     @property
     def conflicts(self) -> list[FileChange]:
@@ -230,6 +233,13 @@ def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
     """Refuse a directory outside git or with uncommitted changes; return warnings."""
     proc = _git(["rev-parse", "--show-toplevel"], destination, check=False)
     if proc.returncode != 0:
+        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        if reason and "not a git repository" not in reason[0]:
+            raise NotAGitRepository(
+                f"git cannot work in {destination}: {reason[0].removeprefix('fatal: ')}",
+                hint="fix what git reports (for example mark the directory safe with "
+                "git config --global --add safe.directory DIR), then run mlopsctl update again",
+            )
         raise NotAGitRepository(
             f"{destination} is not inside a git repository; update only runs where git can "
             "show and undo what it changed",
@@ -408,8 +418,9 @@ def decision_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Decisi
 
 
 @contextmanager
-def _workdir(near: Path) -> Iterator[Path]:
-    parent = near.parent if os.access(near.parent, os.W_OK) else None
+def _workdir(near: Path | None = None) -> Iterator[Path]:
+    """A temporary directory: beside ``near`` (same file system, for renames) or the system's."""
+    parent = near.parent if near is not None and os.access(near.parent, os.W_OK) else None
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
     try:
         yield tmp
@@ -476,10 +487,15 @@ def plan_update(
     file_req, new_req = _requirements(destination, answers, sets, old_name)
     design = evaluate(new_req, strict=strict)
 
-    with _workdir(destination) as work:
+    with _workdir() as work:
         theirs_root = work / "theirs"
         render.render_to(design, theirs_root)
         theirs_all = _read_tree(theirs_root)
+        modes = {
+            p.relative_to(theirs_root).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in theirs_root.rglob("*")
+            if p.is_file()
+        }
         new_state = json.loads(theirs_all[STATE_FILE])
         theirs = {p: d for p, d in theirs_all.items() if not _is_internal(p) and p != ANSWERS_FILE}
         ours = {
@@ -552,6 +568,7 @@ def plan_update(
         versions=versions,
         warnings=warnings,
         internal=internal,
+        modes=modes,
     )
 
 
@@ -622,10 +639,10 @@ def apply_update(plan: UpdatePlan) -> None:
     writes: dict[str, bytes | None] = {f.path: f.after for f in plan.changed}
     writes.update(plan.internal)
     if writes:
-        _swap(plan.destination, writes)
+        _swap(plan.destination, writes, plan.modes)
 
 
-def _swap(destination: Path, writes: Mapping[str, bytes | None]) -> None:
+def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:
     with _workdir(destination) as tmp:
         stage, backup = tmp / "new", tmp / "old"
         for rel, data in writes.items():
@@ -651,6 +668,8 @@ def _swap(destination: Path, writes: Mapping[str, bytes | None]) -> None:
                     created_dirs.append(destination / p)
                 if had:
                     shutil.copymode(backup / rel, stage / rel)
+                elif rel in modes:
+                    os.chmod(stage / rel, modes[rel])
                 os.replace(stage / rel, target)
         except BaseException:
             for rel, had in reversed(done):
