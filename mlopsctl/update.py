@@ -253,6 +253,7 @@ def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
     if not entries:
         return []
     dirty = [e[3:] for e in entries if len(e) > 3 and e[2] == " "] or entries
+    dirty.sort(key=lambda rel: (_is_internal(rel), rel))  # the user's own files first
     shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
     if dry_run:
         return [f"uncommitted changes ({shown}): a real update would refuse to run"]

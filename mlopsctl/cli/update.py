@@ -117,7 +117,7 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
     if plan.conflicts:
         err.print(
             f"\n[bold red]{'would leave conflicts' if dry_run else 'conflicts'}[/] "
-            f"in {len(plan.conflicts)} files:"
+            f"in {len(plan.conflicts)} file{'s' if len(plan.conflicts) != 1 else ''}:"
         )
         for change in plan.conflicts:
             hunks = f"{change.conflicts} conflict{'s' if change.conflicts != 1 else ''}"
