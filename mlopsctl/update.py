@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlopsctl.errors import MlopsctlError, UsageError
+from mlopsctl.errors import GenerationError, MlopsctlError, UsageError
 
 STATE_DIR = ".mlopsctl"
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -639,8 +639,16 @@ def apply_update(plan: UpdatePlan) -> None:
     """Write the plan into the project, all or nothing."""
     writes: dict[str, bytes | None] = {f.path: f.after for f in plan.changed}
     writes.update(plan.internal)
-    if writes:
+    if not writes:
+        return
+    try:
         _swap(plan.destination, writes, plan.modes)
+    except OSError as exc:
+        raise GenerationError(
+            f"writing the update into {plan.destination} failed: {exc.strerror or exc}; "
+            "every file was put back as it was",
+            hint="check free disk space and permissions, then run mlopsctl update again",
+        ) from None
 
 
 def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:

@@ -473,7 +473,8 @@ def test_failure_while_writing_leaves_the_project_as_it_was(
     monkeypatch.setattr(update_module.shutil, "copymode", failing_copymode)
     result = run_update(project, "--set", "kubernetes=false")
     assert calls["n"] == 3
-    assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "No space left on device" in result.stderr and "put back" in result.stderr
     assert tree(project) == before
     assert is_clean(project)
 
