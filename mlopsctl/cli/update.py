@@ -37,12 +37,13 @@ def update(
         ),
     ] = False,
 ) -> None:
-    """Regenerate after the answers changed (mlopsctl.yaml, --answers, --set), keeping your edits.
+    """Regenerate after the answers changed, keeping your edits.
 
-    Files you did not edit are replaced by the new generation; files you edited are merged with
-    git merge-file. Conflicts are marked inline with <<<<<<< ======= >>>>>>> and listed at the
-    end (exit 3). Files of a component that is now off are removed unless you edited them.
-    Refuses to run with uncommitted changes (exit 2).
+    The answers come from mlopsctl.yaml, with --answers and --set on top. Files you did not
+    edit are replaced by the new generation; files you edited are merged with git merge-file.
+    Conflicts are marked inline with <<<<<<< ======= >>>>>>> and listed at the end (exit 3).
+    Files of a component that is now off are removed unless you edited them. Refuses to run
+    with uncommitted changes (exit 2).
     """
     from mlopsctl.cli._common import errors_to_exit_codes
 
