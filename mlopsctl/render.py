@@ -163,8 +163,11 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
         unsafe=False,
         skip_tasks=True,
     )
-    return sorted(
-        str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() or p.is_symlink()
+    from mlopsctl.update import record_base
+
+    return record_base(  # keeps the base of the next `mlopsctl update`
+        target,
+        (str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() or p.is_symlink()),
     )
 
 

@@ -1,0 +1,722 @@
+"""Regenerate a project after its answers changed, without losing a user edit.
+
+Three versions of every generated file take part:
+
+- base: what mlopsctl generated last time. Generation stores a pristine copy of every generated
+  artifact under ``.mlopsctl/base/`` (committed with the project, so it survives a fresh clone and
+  an mlopsctl upgrade) and records each file's SHA-256 in ``.mlopsctl/state.json``.
+- theirs: the new generation, rendered from the new answers into a temporary directory.
+- ours: the files as the user has them.
+
+Each file is merged with ``git merge-file``; renames between base and theirs are found with
+``git diff --no-index -M``. Nothing is written until every file merged; the result is swapped in
+with the originals kept aside and put back if anything fails. ``docs/update.md`` explains why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mlopsctl.errors import GenerationError, MlopsctlError, UsageError
+
+STATE_DIR = ".mlopsctl"
+STATE_FILE = f"{STATE_DIR}/state.json"
+DESIGN_FILE = f"{STATE_DIR}/design.json"
+BASE_DIR = f"{STATE_DIR}/base"
+ATTRIBUTES_FILE = f"{STATE_DIR}/.gitattributes"
+ANSWERS_FILE = "mlopsctl.yaml"
+TMP_PREFIX = ".mlopsctl-update-"
+
+_ATTRIBUTES = (
+    "# The pristine copy of the last generation: the base of `mlopsctl update`'s 3-way merge.\n"
+    "# Keep it byte-exact and out of diffs; never edit it by hand.\n"
+    "base/** -text -diff linguist-generated=true\n"
+)
+
+Action = Literal[
+    "created",  # new file in the new generation
+    "updated",  # the user had not edited it: replaced by the new generation
+    "merged",  # user edits and generation changes merged cleanly
+    "conflict",  # merged with conflict markers
+    "removed",  # its component is off and the user had not edited it
+    "kept-edited",  # its component is off but the user edited it: kept
+    "kept-deleted",  # the user deleted it: stays deleted although the generation changed it
+    "kept-binary",  # not text: could not merge; the user's version is kept (a conflict)
+    "renamed",  # the generation moved it; the user's edits went along to the new path
+]
+
+
+class NotAGitRepository(UsageError):
+    """``update`` needs git to keep its guarantees."""
+
+
+class DirtyRepository(UsageError):
+    """The project has uncommitted changes; update would mix its changes with them."""
+
+
+class BaseSnapshotError(UsageError):
+    """The pristine copy of the last generation is missing or was modified."""
+
+
+# --------------------------------------------------------------------------------------------
+# Generation side: record the base
+# --------------------------------------------------------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_internal(rel: str) -> bool:
+    return rel == STATE_DIR or rel.startswith(STATE_DIR + "/")
+
+
+def record_base(target: Path, files: Iterable[str]) -> list[str]:
+    """Store the base of the next update inside a freshly rendered project at ``target``.
+
+    Every generated artifact (all files but ``mlopsctl.yaml`` and ``.mlopsctl/``) is copied to
+    ``.mlopsctl/base/<path>``, its SHA-256 is recorded in ``.mlopsctl/state.json`` together with
+    the internal files mlopsctl owns, and ``.mlopsctl/.gitattributes`` keeps the copy byte-exact.
+    Returns the sorted list of all files now in ``target``.
+    """
+    files = sorted(files)
+    artifacts = [f for f in files if not _is_internal(f) and f != ANSWERS_FILE]
+    hashes: dict[str, str] = {}
+    for rel in artifacts:
+        data = (target / rel).read_bytes()
+        hashes[rel] = _sha256(data)
+        copy = target / BASE_DIR / rel
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(data)
+    (target / ATTRIBUTES_FILE).write_text(_ATTRIBUTES, encoding="utf-8")
+    state_path = target / STATE_FILE
+    state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8"))
+    copies = {f"{BASE_DIR}/{a}" for a in artifacts}
+    internal = sorted({f for f in files if _is_internal(f)} | {ATTRIBUTES_FILE} | copies)
+    state["generated"] = {"base_dir": BASE_DIR, "files": hashes, "internal": internal}
+    state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return sorted(set(files) | set(internal))
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionChange:
+    """One difference between the old and the new design."""
+
+    section: str  # "rules", "tier", "stack", "thresholds", "sizing", "governance", "answers", ...
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    action: Action
+    before: bytes | None  # the user's file (None: absent)
+    after: bytes | None  # what update leaves (None: absent)
+    renamed_from: str | None = None
+    conflicts: int = 0
+
+    @property
+    def changes_disk(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass
+class UpdatePlan:
+    destination: Path
+    decisions: list[DecisionChange]
+    files: list[FileChange]
+    versions: dict[str, tuple[str | None, str | None]]
+    warnings: list[str] = field(default_factory=list)
+    # internal writes (.mlopsctl/): path -> content; None deletes
+    internal: dict[str, bytes | None] = field(default_factory=dict)
+    # file modes of the new generation, for files that do not exist yet
+    modes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def conflicts(self) -> list[FileChange]:
+        return [f for f in self.files if f.action in {"conflict", "kept-binary"}]
+
+    @property
+    def changed(self) -> list[FileChange]:
+        return [f for f in self.files if f.changes_disk]
+
+    def file_diff(self) -> str:
+        """A unified diff of every file update changes, ``.mlopsctl/`` left out."""
+        out: list[str] = []
+        for change in self.changed:
+            out.extend(_unified(change))
+        return "".join(out)
+
+
+def _unified(change: FileChange) -> list[str]:
+    old_name = "/dev/null" if change.before is None else f"a/{change.renamed_from or change.path}"
+    new_name = f"b/{change.path}" if change.after is not None else "/dev/null"
+    before = _text(change.before)
+    after = _text(change.after)
+    if before is None or after is None:
+        return [f"Binary files {old_name} and {new_name} differ\n"]
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=old_name,
+            tofile=new_name,
+        )
+    )
+    eol = "\n\\ No newline at end of file\n"
+    return [line if line.endswith("\n") else line + eol for line in lines]
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return ""
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# git
+# --------------------------------------------------------------------------------------------
+
+
+def _git_exe() -> str:
+    exe = shutil.which("git")
+    if exe is None:
+        raise NotAGitRepository(
+            "mlopsctl update needs git, which is not installed or not on PATH",
+            hint="install git; update merges your edits with git merge-file",
+        )
+    return exe
+
+
+def _git(
+    args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] = (0,)
+) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    proc = subprocess.run(
+        [_git_exe(), "-c", "core.quotepath=off", "-c", "merge.conflictStyle=merge", *args],
+        cwd=cwd,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if check and proc.returncode not in ok:
+        message = proc.stderr.decode("utf-8", "replace").strip()
+        raise MlopsctlError(f"git {args[0]} failed (exit {proc.returncode}): {message}")
+    return proc
+
+
+def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
+    """Refuse a directory outside git or with uncommitted changes; return warnings."""
+    proc = _git(["rev-parse", "--show-toplevel"], destination, check=False)
+    if proc.returncode != 0:
+        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        if reason and "not a git repository" not in reason[0]:
+            raise NotAGitRepository(
+                f"git cannot work in {destination}: {reason[0].removeprefix('fatal: ')}",
+                hint="fix what git reports (for example mark the directory safe with "
+                "git config --global --add safe.directory DIR), then run mlopsctl update again",
+            )
+        raise NotAGitRepository(
+            f"{destination} is not inside a git repository; update only runs where git can "
+            "show and undo what it changed",
+            hint="commit the project first: git init && git add -A && git commit -m 'Generate "
+            "project with mlopsctl', then run mlopsctl update again",
+        )
+    status = _git(
+        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "."], destination
+    )
+    entries = [e for e in status.stdout.decode("utf-8", "replace").split("\0") if e]
+    if not entries:
+        return []
+    dirty = [e[3:] for e in entries if len(e) > 3 and e[2] == " "] or entries
+    dirty.sort(key=lambda rel: (_is_internal(rel), rel))  # the user's own files first
+    shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+    if dry_run:
+        return [f"uncommitted changes ({shown}): a real update would refuse to run"]
+    raise DirtyRepository(
+        f"{destination} has uncommitted changes: {shown}; nothing was written",
+        hint="commit them (git add -A && git commit) or stash them "
+        "(git stash --include-untracked), then run mlopsctl update again",
+    )
+
+
+def merge_file(base: bytes, ours: bytes, theirs: bytes, path: str, work: Path) -> tuple[bytes, int]:
+    """3-way merge one file with ``git merge-file``; returns (result, number of conflicts).
+
+    Raises ``ValueError`` when git cannot merge the contents (binary data).
+    """
+    names = ("ours", "base", "theirs")
+    for name, data in zip(names, (ours, base, theirs), strict=True):
+        (work / name).write_bytes(data)
+    proc = _git(
+        [
+            "merge-file",
+            "-p",
+            "-L",
+            f"yours: {path}",
+            "-L",
+            "generated before",
+            "-L",
+            f"generated now: {path}",
+            "--",
+            *(str(work / n) for n in names),
+        ],
+        work,
+        check=False,
+    )
+    if proc.returncode < 0 or proc.returncode >= 128:
+        raise ValueError(proc.stderr.decode("utf-8", "replace").strip())
+    return proc.stdout, proc.returncode
+
+
+def _renames(
+    removed: Mapping[str, bytes], added: Mapping[str, bytes], work: Path
+) -> dict[str, str]:
+    """Pairs (new path -> old path) that git's rename detection finds between two file sets."""
+    if not removed or not added:
+        return {}
+    old_root, new_root = work / "a", work / "b"
+    for root, files in ((old_root, removed), (new_root, added)):
+        root.mkdir()
+        for rel, data in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+    proc = _git(
+        ["diff", "--no-index", "--no-ext-diff", "-M", "--name-status", "-z", "--", "a", "b"],
+        work,
+        ok=(0, 1),
+    )
+    fields = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    pairs: dict[str, str] = {}
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        if status.startswith(("R", "C")):
+            old, new = fields[i + 1], fields[i + 2]
+            if status.startswith("R"):
+                pairs[new.removeprefix("b/")] = old.removeprefix("a/")
+            i += 3
+        else:
+            i += 2
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+def _read_state(destination: Path) -> dict[str, Any]:
+    path = destination / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(
+            f"{destination} has no {STATE_FILE}: it was not generated by mlopsctl",
+            hint="generate a project with mlopsctl init, or run update in the project's directory",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise BaseSnapshotError(
+            f"cannot read {path}: {exc}", hint=f"restore it from git: git checkout -- {STATE_FILE}"
+        ) from None
+    generated = state.get("generated")
+    if not isinstance(generated, dict) or not isinstance(generated.get("files"), dict):
+        raise BaseSnapshotError(
+            f"{path} does not record the generated files, so the base of the merge is unknown",
+            hint="this project was generated by an mlopsctl older than update support; "
+            "regenerate it with mlopsctl init into a new directory and copy your edits over",
+        )
+    return state
+
+
+def _read_base(destination: Path, state: dict[str, Any]) -> dict[str, bytes]:
+    base_dir = destination / str(state["generated"].get("base_dir", BASE_DIR))
+    base: dict[str, bytes] = {}
+    for rel, digest in sorted(state["generated"]["files"].items()):
+        copy = base_dir / rel
+        try:
+            data = copy.read_bytes()
+        except OSError:
+            data = None
+        if data is None or _sha256(data) != digest:
+            what = "is missing" if data is None else "does not match the recorded SHA-256"
+            raise BaseSnapshotError(
+                f"the pristine copy {copy.relative_to(destination)} {what}; without it update "
+                "cannot tell your edits from generated content",
+                hint=f"restore it from git: git checkout -- {BASE_DIR}",
+            )
+        base[rel] = data
+    return base
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def decision_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[DecisionChange]:
+    """What changed between two design dumps (``.mlopsctl/design.json`` format)."""
+    changes: list[DecisionChange] = []
+    old_rules = set(old.get("fired_rules") or [])
+    new_rules = set(new.get("fired_rules") or [])
+    for rule in sorted(new_rules - old_rules):
+        changes.append(DecisionChange("rules", rule, "not fired", "fires"))
+    for rule in sorted(old_rules - new_rules):
+        changes.append(DecisionChange("rules", rule, "fires", "not fired"))
+    if old.get("tier") != new.get("tier"):
+        changes.append(DecisionChange("tier", "tier", old.get("tier"), new.get("tier")))
+    for section in ("stack", "thresholds", "sizing", "requirements"):
+        before = _flatten(old.get(section) or {})
+        after = _flatten(new.get(section) or {})
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                name = "answers" if section == "requirements" else section
+                changes.append(DecisionChange(name, key, before.get(key), after.get(key)))
+    for section in ("governance", "warnings"):
+        before_set = set(old.get(section) or [])
+        after_set = set(new.get(section) or [])
+        for item in sorted(after_set - before_set):
+            changes.append(DecisionChange(section, item, None, "added"))
+        for item in sorted(before_set - after_set):
+            changes.append(DecisionChange(section, item, "present", None))
+    return changes
+
+
+@contextmanager
+def _workdir(near: Path | None = None) -> Iterator[Path]:
+    """A temporary directory: beside ``near`` (same file system, for renames) or the system's."""
+    parent = near.parent if near is not None and os.access(near.parent, os.W_OK) else None
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _requirements(
+    destination: Path, answers: Path | None, sets: list[str] | None, project_name: str | None
+) -> tuple[Any, Any]:
+    """(requirements from the project's mlopsctl.yaml alone, requirements with the overrides)."""
+    from mlopsctl.answers import (
+        AnswerSet,
+        apply_sets,
+        build_requirements,
+        fill_defaults,
+        load_answers_file,
+    )
+
+    answers_path = destination / ANSWERS_FILE
+    if not answers_path.is_file():
+        raise UsageError(
+            f"{answers_path} is missing; it holds the project's answers",
+            hint=f"restore it from git: git checkout -- {ANSWERS_FILE}",
+        )
+
+    def collect(with_overrides: bool) -> Any:
+        answer_set = AnswerSet()
+        load_answers_file(answers_path, answer_set)
+        if with_overrides:
+            if answers is not None:
+                load_answers_file(answers, answer_set)
+            apply_sets(answer_set, sets or [])
+        fill_defaults(answer_set, project_name)
+        return build_requirements(answer_set, use_defaults=True)
+
+    return collect(False), collect(True)
+
+
+def plan_update(
+    destination: Path,
+    *,
+    answers: Path | None = None,
+    sets: list[str] | None = None,
+    strict: bool = False,
+    dry_run: bool = False,
+) -> UpdatePlan:
+    """Work out everything update would do, without writing into ``destination``."""
+    from mlopsctl import render
+    from mlopsctl.design import StackDesign
+    from mlopsctl.rules.engine import evaluate
+
+    destination = destination.absolute()
+    if not destination.is_dir():
+        raise UsageError(f"{destination} is not a directory", hint="pass the project's directory")
+    state = _read_state(destination)
+    warnings = _require_clean_git(destination, dry_run=dry_run)
+    base = _read_base(destination, state)
+    try:
+        old_design: dict[str, Any] = json.loads((destination / DESIGN_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        old_design = {}
+    old_name = (old_design.get("requirements") or {}).get("project_name")
+    file_req, new_req = _requirements(destination, answers, sets, old_name)
+    design = evaluate(new_req, strict=strict)
+
+    with _workdir() as work:
+        theirs_root = work / "theirs"
+        render.render_to(design, theirs_root)
+        theirs_all = _read_tree(theirs_root)
+        modes = {
+            p.relative_to(theirs_root).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in theirs_root.rglob("*")
+            if p.is_file()
+        }
+        new_state = json.loads(theirs_all[STATE_FILE])
+        theirs = {p: d for p, d in theirs_all.items() if not _is_internal(p) and p != ANSWERS_FILE}
+        ours = {
+            p: (destination / p).read_bytes()
+            for p in set(base) | set(theirs)
+            if (destination / p).is_file()
+        }
+
+        # Renames matter only where the user touched the old file: edited (the edits move along)
+        # or deleted (the new path stays absent too).
+        removed = {
+            p: base[p] for p in base if p not in theirs and (p not in ours or ours[p] != base[p])
+        }
+        added = {p: theirs[p] for p in theirs if p not in base and p not in ours}
+        (work / "renames").mkdir()
+        renames = _renames(removed, added, work / "renames")
+
+        files: list[FileChange] = []
+        (work / "merge").mkdir()
+        for rel in sorted(set(base) | set(theirs)):
+            if rel in renames.values():
+                continue  # handled under its new name
+            old_rel = renames.get(rel)
+            if old_rel is not None:
+                files.extend(
+                    _plan_rename(old_rel, rel, base[old_rel], ours.get(old_rel), theirs[rel], work)
+                )
+                continue
+            change = _plan_file(rel, base.get(rel), ours.get(rel), theirs.get(rel), work / "merge")
+            if change is not None:
+                files.append(change)
+
+        # The answers file: its base is the canonical rendering of the answers the user's file
+        # holds, so the user's own wording survives and only the overridden answers change.
+        # answers_yaml reads only the requirements of the design it is given.
+        only_answers = StackDesign.model_construct(**{"requirements": file_req})
+        answers_base = render.answers_yaml(only_answers)
+        ours_answers = (destination / ANSWERS_FILE).read_bytes()
+        change = _plan_file(
+            ANSWERS_FILE,
+            answers_base.encode("utf-8"),
+            ours_answers,
+            theirs_all[ANSWERS_FILE],
+            work / "merge",
+        )
+        if change is not None:
+            files.append(change)
+
+        internal: dict[str, bytes | None] = {p: d for p, d in theirs_all.items() if _is_internal(p)}
+        old_internal = set(state["generated"].get("internal") or []) | {
+            f"{BASE_DIR}/{p}" for p in base
+        }
+        for rel in sorted(old_internal - set(internal)):
+            if (destination / rel).is_file():
+                internal[rel] = None
+        internal = {
+            p: d
+            for p, d in internal.items()
+            if d is None or not (destination / p).is_file() or (destination / p).read_bytes() != d
+        }
+
+    versions = {
+        key: (state.get(key), new_state.get(key))
+        for key in ("mlopsctl_version", "template_version", "catalog_digest")
+    }
+    return UpdatePlan(
+        destination=destination,
+        decisions=decision_diff(old_design, design.json_dict()),
+        files=sorted(files, key=lambda f: f.path),
+        versions=versions,
+        warnings=warnings,
+        internal=internal,
+        modes=modes,
+    )
+
+
+def _merge_change(
+    rel: str, base: bytes, ours: bytes, theirs: bytes, work: Path, renamed_from: str | None = None
+) -> FileChange:
+    if ours in (base, theirs):
+        action: Action = "updated"
+        return FileChange(rel, action, ours, theirs, renamed_from)
+    if theirs == base:
+        return FileChange(rel, "merged", ours, ours, renamed_from)
+    try:
+        merged, conflicts = merge_file(base, ours, theirs, rel, work)
+    except ValueError:
+        return FileChange(rel, "kept-binary", ours, ours, renamed_from, conflicts=1)
+    if conflicts:
+        return FileChange(rel, "conflict", ours, merged, renamed_from, conflicts=conflicts)
+    return FileChange(rel, "merged", ours, merged, renamed_from)
+
+
+def _plan_file(
+    rel: str, base: bytes | None, ours: bytes | None, theirs: bytes | None, work: Path
+) -> FileChange | None:
+    if theirs is None:
+        assert base is not None
+        if ours is None:
+            return None  # gone already
+        if ours == base:
+            return FileChange(rel, "removed", ours, None)
+        return FileChange(rel, "kept-edited", ours, ours)
+    if base is None:
+        if ours is None:
+            return FileChange(rel, "created", None, theirs)
+        # A file the user made where a new generated file goes: merge against an empty base.
+        return _merge_change(rel, b"", ours, theirs, work)
+    if ours is None:
+        if theirs == base:
+            return None
+        return FileChange(rel, "kept-deleted", None, None)
+    change = _merge_change(rel, base, ours, theirs, work)
+    if change.before == change.after:
+        return None if change.action in {"updated", "merged"} else change
+    return change
+
+
+def _plan_rename(
+    old_rel: str, new_rel: str, base: bytes, ours: bytes | None, theirs: bytes, work: Path
+) -> list[FileChange]:
+    """The generation moved a file from ``old_rel`` to ``new_rel`` that the user edited or
+    deleted: the edits move along, a deleted file stays deleted under its new name too."""
+    if ours is None:
+        return [FileChange(new_rel, "kept-deleted", None, None, renamed_from=old_rel)]
+    (work / "merge").mkdir(exist_ok=True)
+    moved = _merge_change(new_rel, base, ours, theirs, work / "merge", renamed_from=old_rel)
+    created = FileChange(
+        new_rel, moved.action, None, moved.after, renamed_from=old_rel, conflicts=moved.conflicts
+    )
+    return [created, FileChange(old_rel, "renamed", ours, None)]
+
+
+# --------------------------------------------------------------------------------------------
+# Applying
+# --------------------------------------------------------------------------------------------
+
+
+def apply_update(plan: UpdatePlan) -> None:
+    """Write the plan into the project, all or nothing."""
+    writes: dict[str, bytes | None] = {f.path: f.after for f in plan.changed}
+    writes.update(plan.internal)
+    if not writes:
+        return
+    try:
+        _swap(plan.destination, writes, plan.modes)
+    except OSError as exc:
+        raise GenerationError(
+            f"writing the update into {plan.destination} failed: {exc.strerror or exc}; "
+            "every file was put back as it was",
+            hint="check free disk space and permissions, then run mlopsctl update again",
+        ) from None
+
+
+def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:
+    with _workdir(destination) as tmp:
+        stage, backup = tmp / "new", tmp / "old"
+        for rel, data in writes.items():
+            if data is not None:
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                (stage / rel).write_bytes(data)
+        done: list[tuple[str, bool]] = []  # (path, had an original)
+        created_dirs: list[Path] = []
+        try:
+            for rel, data in sorted(writes.items()):
+                target = destination / rel
+                had = target.is_file() or target.is_symlink()
+                done.append((rel, had))
+                if had:
+                    (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(target, backup / rel)
+                if data is None:
+                    continue
+                parents = target.relative_to(destination).parents
+                missing = [p for p in parents if not (destination / p).exists()]
+                for p in reversed(missing):
+                    (destination / p).mkdir()
+                    created_dirs.append(destination / p)
+                if had:
+                    shutil.copymode(backup / rel, stage / rel)
+                elif rel in modes:
+                    os.chmod(stage / rel, modes[rel])
+                os.replace(stage / rel, target)
+        except BaseException:
+            for rel, had in reversed(done):
+                target, saved = destination / rel, backup / rel
+                if had and not (saved.exists() or saved.is_symlink()):
+                    continue  # the original was never moved
+                if writes[rel] is not None:
+                    target.unlink(missing_ok=True)
+                if had:
+                    os.replace(saved, target)
+            for d in reversed(created_dirs):
+                shutil.rmtree(d, ignore_errors=True)
+            raise
+    for rel, data in writes.items():
+        if data is None:
+            _prune_empty_dirs(destination, (destination / rel).parent)
+
+
+def _prune_empty_dirs(root: Path, start: Path) -> None:
+    d = start
+    while d != root and root in d.parents:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        d = d.parent
+
+
+def update(
+    destination: Path,
+    *,
+    answers: Path | None = None,
+    sets: list[str] | None = None,
+    strict: bool = False,
+    dry_run: bool = False,
+) -> UpdatePlan:
+    """Plan the update and, unless ``dry_run``, apply it. Conflicts are in ``plan.conflicts``."""
+    plan = plan_update(destination, answers=answers, sets=sets, strict=strict, dry_run=dry_run)
+    if not dry_run:
+        apply_update(plan)
+    return plan
