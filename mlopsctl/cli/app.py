@@ -48,6 +48,9 @@ _rules.register(app)
 from mlopsctl.cli import update as _update  # noqa: E402
 
 _update.register(app)
+from mlopsctl.cli import validate as _validate  # noqa: E402
+
+_validate.register(app)
 
 
 def main() -> None:
