@@ -251,6 +251,7 @@ class Repo:
         (matched against the path relative to ``root``, e.g. ``tests/fixtures/**``)."""
         from fnmatch import fnmatchcase
 
+        root = root.resolve()
         repo = cls(root=root)
         patterns = [p.rstrip("/") for p in exclude or []]
 
