@@ -13,6 +13,7 @@ from importlib import import_module
 from pathlib import Path
 
 DOCS: dict[str, str] = {
+    "checks.md": "mlopsctl.checks._docs:checks_md",
     "cli.md": "mlopsctl.docsgen:cli_md",
     "questions.md": "mlopsctl.docsgen:questions_md",
     "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",

@@ -1,0 +1,74 @@
+"""``docs/checks.md``, generated from the check catalog (``make docs``)."""
+
+from __future__ import annotations
+
+from mlopsctl.checks._model import load_catalog
+
+CATEGORIES = {
+    "syntax": "Syntax",
+    "schema": "Schemas",
+    "policy": "Policy",
+    "consistency": "Consistency",
+    "sync": "In sync with mlopsctl.yaml",
+}
+
+
+def checks_md() -> str:
+    specs = load_catalog()
+    lines = [
+        "# Checks of `mlopsctl validate`",
+        "",
+        "Generated from `mlopsctl/checks/catalog/` by `make docs`; do not edit by hand.",
+        "",
+        "`mlopsctl validate [DIR]` prints `path:line  CHECK-ID  message  (remediation)`; "
+        "`--format json` and `--format sarif` (SARIF 2.1.0) are for machines. Exit codes: 0 no "
+        "findings, 1 findings, 2 usage error. `--select`/`--ignore` take ids (`MLV203`), names "
+        "(`no-privilege-escalation`) or id prefixes (`MLV2`). A file can silence a check for "
+        "itself with a comment that gives a reason (a suppression without one is finding "
+        "MLV004):",
+        "",
+        "```yaml",
+        "# mlopsctl: ignore[MLV209] batch worker, no HTTP endpoint to probe",
+        "```",
+        "",
+        "Checks that need the design (`.mlopsctl/design.json`) or a governance level are skipped "
+        "with a note on repositories mlopsctl did not generate; so are checks whose tool is "
+        "missing (promtool, kfp, the schemas of `kubernetes-validate` and `check-jsonschema`: "
+        "`pip install 'mlopsctl[validate]'`).",
+        "",
+        "| id | name | category | title |",
+        "| --- | --- | --- | --- |",
+    ]
+    for s in specs:
+        lines.append(f"| [{s.id}](#{_anchor(s.id, s.name)}) | `{s.name}` | {s.category} | {s.title} |")
+    for cat, heading in CATEGORIES.items():
+        group = [s for s in specs if s.category == cat]
+        if not group:
+            continue
+        lines += ["", f"## {heading}"]
+        for s in group:
+            lines += [
+                "",
+                f"### {s.id} {s.name}",
+                "",
+                f"**{s.title}.** Severity: {s.severity}.",
+                "",
+                f"*Why:* {s.rationale}",
+                "",
+                f"*Fix:* {s.remediation}",
+                "",
+                "*References:* " + "; ".join(f"[{r.title}]({r.url})" for r in s.references),
+            ]
+            params = {k: v for k, v in s.parameters.items() if k != "runtime_metrics"}
+            if params:
+                lines += ["", "*Parameters:* " + ", ".join(f"`{k}` = `{v}`" for k, v in params.items())]
+            metrics = s.parameters.get("runtime_metrics")
+            if isinstance(metrics, dict):
+                lines += ["", "*Metrics known to be exported by serving runtimes:*", ""]
+                for group_name, names in metrics.items():
+                    lines.append(f"- {group_name}: " + ", ".join(f"`{m}`" for m in names))
+    return "\n".join(lines) + "\n"
+
+
+def _anchor(check_id: str, name: str) -> str:
+    return f"{check_id.lower()}-{name}"
