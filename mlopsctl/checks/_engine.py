@@ -104,8 +104,8 @@ class Context:
         if level is None:
             self.note(
                 check.id,
-                f"{check.name}: skipped: no .mlopsctl/design.json or mlopsctl.yaml says which "
-                "governance level applies",
+                "production-only check skipped: no .mlopsctl/design.json or mlopsctl.yaml says "
+                "which governance level applies",
             )
             return False
         return level == "production"

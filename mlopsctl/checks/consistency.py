@@ -104,6 +104,32 @@ def project_metrics(ctx: Context) -> set[str]:
     return out
 
 
+def declared_metrics(ctx: Context, keys: list[str]) -> set[str]:
+    """Metric names a configuration file declares under one of ``keys`` (e.g. the metrics the
+    project's jobs push to a Pushgateway): a mapping of name -> metric, or a list of metrics."""
+    out: set[str] = set()
+    wanted = set(keys)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in wanted:
+                    values = v.values() if isinstance(v, dict) else v if isinstance(v, list) else []
+                    out.update(x for x in values if isinstance(x, str))
+                else:
+                    visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    for f in ctx.repo.data_files():
+        if f.rel.startswith(".mlopsctl/"):
+            continue
+        for doc in f.docs:
+            visit(doc)
+    return out
+
+
 def _queries(ctx: Context) -> Iterator[tuple[SourceFile, int | None, str, str]]:
     """(file, line, what, expr) for every alert, recording rule and dashboard query."""
     for f, doc, base, groups in rule_groups(ctx):
@@ -130,6 +156,7 @@ def metrics_defined(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     for group in (spec.parameters.get("runtime_metrics") or {}).values():
         known.update(group)
     known.update(project_metrics(ctx))
+    known.update(declared_metrics(ctx, list(spec.parameters.get("declaration_keys") or [])))
     for _f, _doc, _b, groups in rule_groups(ctx):
         for g in groups.get("groups") or []:
             for r in (g or {}).get("rules") or [] if isinstance(g, dict) else []:
@@ -189,7 +216,7 @@ _PY_CONST = re.compile(
 def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     thresholds = (ctx.design or {}).get("thresholds")
     if not isinstance(thresholds, dict):
-        ctx.note(spec.id, f"{spec.name}: skipped: no .mlopsctl/design.json with thresholds")
+        ctx.note(spec.id, "skipped: no .mlopsctl/design.json with the design's thresholds")
         return
     psi = {float(thresholds[k]) for k in ("psi_monitor", "psi_investigate", "psi_retrain") if k in thresholds}
     ks = {float(thresholds["ks_pvalue"])} if "ks_pvalue" in thresholds else set()

@@ -45,7 +45,7 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     if answers is None or ctx.repo.get(".mlopsctl/state.json") is None:
         ctx.note(
             spec.id,
-            f"{spec.name}: skipped: not a repository mlopsctl generated (no mlopsctl.yaml and "
+            "skipped: not a repository mlopsctl generated (no mlopsctl.yaml and "
             ".mlopsctl/state.json)",
         )
         return

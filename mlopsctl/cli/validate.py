@@ -139,8 +139,18 @@ def _print_text(report: Report, color: bool | None) -> None:
         )
     if report.findings:
         console.print()
+    err = Console(
+        stderr=True,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=color if color is not None else None,
+        no_color=color is False,
+    )
+    grouped: dict[str, list[str]] = {}
     for n in report.notes:
-        console.print(f"[cyan]note:[/] {n.check}  {escape(n.message)}")
+        grouped.setdefault(n.message, []).append(n.check)
+    for message, checks in grouped.items():
+        err.print(f"[cyan]note:[/] {', '.join(checks)}  {escape(message)}")
     summary: dict[str, Any] = {
         "findings": len(report.findings),
         "files": report.files_checked,

@@ -1,0 +1,278 @@
+"""``mlopsctl validate`` through the CLI: output formats, exit codes, selection, suppressions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from mlopsctl.checks import catalog, validate
+from mlopsctl.cli.app import app
+
+FIXTURES = Path(__file__).parent / "fixtures" / "checks"
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["validate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def bad_repo(tmp_path: Path) -> Path:
+    """A repository with a root-running container and a literal password."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "MLV201" / "fail", root)
+    (root / "config.yaml").write_text("db: postgresql://app:s3cr@t@db:5432/app\n")
+    return root
+
+
+def test_clean_repository_exits_0(tmp_path: Path) -> None:
+    code, out, _ = invoke(str(FIXTURES / "MLV101" / "pass"), "--no-color")
+    assert code == 0
+    assert out.strip().startswith("ok:")
+
+
+def test_findings_exit_1_with_path_line_id_message_remediation(bad_repo: Path) -> None:
+    code, out, _ = invoke(str(bad_repo), "--no-color")
+    assert code == 1
+    lines = [line for line in out.splitlines() if "  MLV201  " in line]
+    assert len(lines) == 1
+    where, check, message, *_ = lines[0].split("  ")
+    assert where == "k8s/deploy.yaml:20"  # the pod's securityContext lacks runAsNonRoot
+    assert check == "MLV201"
+    assert "runAsNonRoot is not true" in message
+    assert lines[0].endswith("(Set securityContext.runAsNonRoot: true (and a non-zero runAsUser) "
+                             "on the pod or container.)")
+    # grouped by file: a header line with the file name precedes its findings
+    assert out.splitlines()[out.splitlines().index(lines[0]) - 1].startswith("k8s/deploy.yaml")
+    # the password containing '@' is found on its line
+    assert any(line.startswith("config.yaml:1  MLV211  ") for line in out.splitlines())
+
+
+def test_color_only_when_asked(bad_repo: Path) -> None:
+    _, plain, _ = invoke(str(bad_repo), "--no-color")
+    _, colored, _ = invoke(str(bad_repo), "--color")
+    assert "\x1b[" not in plain
+    assert "\x1b[" in colored
+
+
+def test_json_format(bad_repo: Path) -> None:
+    code, out, _ = invoke(str(bad_repo), "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    checks = {(f["check"], f["path"], f["line"]) for f in data["findings"]}
+    assert ("MLV201", "k8s/deploy.yaml", 20) in checks
+    assert ("MLV211", "config.yaml", 1) in checks
+    f = data["findings"][0]
+    assert set(f) == {"check", "name", "severity", "path", "line", "message", "remediation"}
+
+
+# The parts of the SARIF 2.1.0 schema (OASIS, sarif-schema-2.1.0.json) that our output uses.
+SARIF_SUBSET = {
+    "type": "object",
+    "required": ["version", "runs"],
+    "properties": {
+        "version": {"const": "2.1.0"},
+        "$schema": {"type": "string", "format": "uri"},
+        "runs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["tool"],
+                "properties": {
+                    "tool": {
+                        "type": "object",
+                        "required": ["driver"],
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "rules": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "shortDescription": {
+                                                    "type": "object",
+                                                    "required": ["text"],
+                                                },
+                                                "helpUri": {"type": "string", "format": "uri"},
+                                                "defaultConfiguration": {
+                                                    "properties": {
+                                                        "level": {
+                                                            "enum": [
+                                                                "none", "note", "warning", "error"
+                                                            ]
+                                                        }
+                                                    }
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message"],
+                            "properties": {
+                                "ruleId": {"type": "string"},
+                                "ruleIndex": {"type": "integer", "minimum": -1},
+                                "level": {"enum": ["none", "note", "warning", "error"]},
+                                "message": {
+                                    "type": "object",
+                                    "anyOf": [{"required": ["text"]}, {"required": ["id"]}],
+                                },
+                                "locations": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "physicalLocation": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "artifactLocation": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "uri": {"type": "string"},
+                                                            "uriBaseId": {"type": "string"},
+                                                        },
+                                                    },
+                                                    "region": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "startLine": {
+                                                                "type": "integer",
+                                                                "minimum": 1,
+                                                            }
+                                                        },
+                                                    },
+                                                },
+                                            }
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def test_sarif_format(bad_repo: Path) -> None:
+    code, out, _ = invoke(str(bad_repo), "--format", "sarif")
+    assert code == 1
+    log = json.loads(out)
+    jsonschema.validate(log, SARIF_SUBSET)
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == [c.id for c in catalog()]
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert (bad_repo / uri).is_file()
+    assert any(
+        r["ruleId"] == "MLV201"
+        and r["locations"][0]["physicalLocation"]["region"]["startLine"] == 20
+        for r in run["results"]
+    )
+
+
+def test_select_and_ignore(bad_repo: Path) -> None:
+    code, out, _ = invoke(str(bad_repo), "--format", "json", "--select", "MLV201")
+    assert code == 1
+    assert {f["check"] for f in json.loads(out)["findings"]} == {"MLV201"}
+    code, out, _ = invoke(str(bad_repo), "--format", "json", "--ignore", "MLV201,literal-secret")
+    found = {f["check"] for f in json.loads(out)["findings"]}
+    assert "MLV201" not in found and "MLV211" not in found
+    code, out, _ = invoke(str(bad_repo), "--format", "json", "--select", "MLV2")
+    assert {f["check"] for f in json.loads(out)["findings"]} == {"MLV201", "MLV211"}
+
+
+def test_unknown_check_is_usage_error(bad_repo: Path) -> None:
+    code, _, err = invoke(str(bad_repo), "--select", "MLV999")
+    assert code == 2
+    assert "MLV999" in err and "--list-checks" in err
+
+
+def test_missing_directory_is_usage_error(tmp_path: Path) -> None:
+    code, _, _ = invoke(str(tmp_path / "nope"))
+    assert code == 2
+
+
+def test_bad_crd_file_is_usage_error(tmp_path: Path) -> None:
+    crd = tmp_path / "x.yaml"
+    crd.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    code, _, err = invoke(str(FIXTURES / "MLV101" / "pass"), "--crd", str(crd))
+    assert code == 2
+    assert "CustomResourceDefinition" in err
+
+
+def test_list_checks() -> None:
+    result = runner.invoke(app, ["validate", "--list-checks"])
+    assert result.exit_code == 0
+    ids = [line.split()[0] for line in result.stdout.splitlines()]
+    assert ids == [c.id for c in catalog()]
+
+
+def test_suppression_with_reason_silences_the_file(bad_repo: Path) -> None:
+    deploy = bad_repo / "k8s" / "deploy.yaml"
+    deploy.write_text(
+        "# mlopsctl: ignore[MLV201] image runs as UID 1000 by its own USER line\n"
+        + deploy.read_text()
+    )
+    report = validate(bad_repo, select=["MLV201", "MLV004"])
+    assert report.findings == []
+    assert report.suppressed == 1
+
+
+def test_suppression_without_reason_is_a_finding_and_suppresses_nothing(bad_repo: Path) -> None:
+    deploy = bad_repo / "k8s" / "deploy.yaml"
+    deploy.write_text("# mlopsctl: ignore[MLV201]\n" + deploy.read_text())
+    report = validate(bad_repo, select=["MLV201", "MLV004"])
+    assert {(f.check, f.line) for f in report.findings} == {("MLV004", 1), ("MLV201", 21)}
+
+
+def test_repository_not_generated_by_mlopsctl_skips_design_checks_with_notes(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(FIXTURES / "MLV101" / "pass", tmp_path / "r")
+    report = validate(tmp_path / "r")
+    assert report.ok
+    noted = {n.check for n in report.notes}
+    assert {"MLV210", "MLV301", "MLV401"} <= noted
+
+
+def test_pre_commit_hook_manifest() -> None:
+    import yaml
+
+    hooks = yaml.safe_load((Path(__file__).parent.parent / ".pre-commit-hooks.yaml").read_text())
+    (hook,) = hooks
+    assert hook["id"] == "mlopsctl-validate"
+    assert hook["entry"] == "mlopsctl validate"
+    assert hook["language"] == "python"
+    assert hook["pass_filenames"] is False
+    known = {
+        "id", "name", "entry", "language", "files", "exclude", "types", "types_or",
+        "exclude_types", "always_run", "fail_fast", "verbose", "pass_filenames",
+        "require_serial", "description", "language_version", "minimum_pre_commit_version",
+        "args", "stages", "additional_dependencies",
+    }  # fmt: skip
+    assert set(hook) <= known
