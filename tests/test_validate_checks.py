@@ -8,7 +8,6 @@ be generated first (``generate: {answers: {...}, then_set: {...}}``).
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,7 @@ def run_fixture(check: str, side: str, tmp_path: Path, also: tuple[str, ...] = (
         answers.write_text(text)
         root = dest
     crds = [FIXTURES / check / side / c for c in meta.get("crds", [])]
-    return validate(
-        root, select=[check, *also], crd_files=crds, exclude=["fixture.yaml", "crds"]
-    )
+    return validate(root, select=[check, *also], crd_files=crds, exclude=["fixture.yaml", "crds"])
 
 
 def test_every_check_has_a_passing_and_a_failing_fixture() -> None:

@@ -46,8 +46,10 @@ def test_findings_exit_1_with_path_line_id_message_remediation(bad_repo: Path) -
     assert where == "k8s/deploy.yaml:20"  # the pod's securityContext lacks runAsNonRoot
     assert check == "MLV201"
     assert "runAsNonRoot is not true" in message
-    assert lines[0].endswith("(Set securityContext.runAsNonRoot: true (and a non-zero runAsUser) "
-                             "on the pod or container.)")
+    assert lines[0].endswith(
+        "(Set securityContext.runAsNonRoot: true (and a non-zero runAsUser) "
+        "on the pod or container.)"
+    )
     # grouped by file: a header line with the file name precedes its findings
     assert out.splitlines()[out.splitlines().index(lines[0]) - 1].startswith("k8s/deploy.yaml")
     # the password containing '@' is found on its line
@@ -112,7 +114,10 @@ SARIF_SUBSET = {
                                                     "properties": {
                                                         "level": {
                                                             "enum": [
-                                                                "none", "note", "warning", "error"
+                                                                "none",
+                                                                "note",
+                                                                "warning",
+                                                                "error",
                                                             ]
                                                         }
                                                     }

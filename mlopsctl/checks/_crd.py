@@ -60,7 +60,7 @@ def openapi_to_jsonschema(node: Any) -> Any:
 
 def root_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     """A whole-object JSON Schema from a version's ``openAPIV3Schema``."""
-    schema = openapi_to_jsonschema(openapi)
+    schema: dict[str, Any] = openapi_to_jsonschema(openapi)
     props = schema.setdefault("properties", {})
     for k, v in _ROOT_FIELDS.items():
         props.setdefault(k, v)
@@ -75,9 +75,7 @@ def trim(openapi: dict[str, Any]) -> dict[str, Any]:
     def strip(n: Any) -> Any:
         if isinstance(n, dict):
             return {
-                k: strip(v)
-                for k, v in n.items()
-                if not (k == "description" and isinstance(v, str))
+                k: strip(v) for k, v in n.items() if not (k == "description" and isinstance(v, str))
             }
         if isinstance(n, list):
             return [strip(v) for v in n]

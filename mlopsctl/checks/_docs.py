@@ -40,7 +40,9 @@ def checks_md() -> str:
         "| --- | --- | --- | --- |",
     ]
     for s in specs:
-        lines.append(f"| [{s.id}](#{_anchor(s.id, s.name)}) | `{s.name}` | {s.category} | {s.title} |")
+        lines.append(
+            f"| [{s.id}](#{_anchor(s.id, s.name)}) | `{s.name}` | {s.category} | {s.title} |"
+        )
     for cat, heading in CATEGORIES.items():
         group = [s for s in specs if s.category == cat]
         if not group:
@@ -61,7 +63,10 @@ def checks_md() -> str:
             ]
             params = {k: v for k, v in s.parameters.items() if k != "runtime_metrics"}
             if params:
-                lines += ["", "*Parameters:* " + ", ".join(f"`{k}` = `{v}`" for k, v in params.items())]
+                lines += [
+                    "",
+                    "*Parameters:* " + ", ".join(f"`{k}` = `{v}`" for k, v in params.items()),
+                ]
             metrics = s.parameters.get("runtime_metrics")
             if isinstance(metrics, dict):
                 lines += ["", "*Metrics known to be exported by serving runtimes:*", ""]

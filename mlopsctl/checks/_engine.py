@@ -154,6 +154,10 @@ def invalid_suppression(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             yield Hit(f.rel, s.line, msg)
 
 
+def _run_predicate(fn: Predicate, ctx: Context, spec: CheckSpec) -> list[Hit]:
+    return list(fn(ctx, spec))
+
+
 def select_checks(
     select: Iterable[str] | None = None, ignore: Iterable[str] | None = None
 ) -> list[CheckSpec]:
@@ -165,8 +169,10 @@ def select_checks(
 
     def matches(spec: CheckSpec, sel: str) -> bool:
         s = sel.strip()
-        return spec.id == s.upper() or spec.name == s or (
-            s.upper().startswith("MLV") and spec.id.startswith(s.upper())
+        return (
+            spec.id == s.upper()
+            or spec.name == s
+            or (s.upper().startswith("MLV") and spec.id.startswith(s.upper()))
         )
 
     for opt, values in (("--select", select), ("--ignore", ignore)):
@@ -208,7 +214,7 @@ def run(
 
                 raise CatalogError(f"check {spec.id} names unknown predicate {spec.predicate}")
             if reg.slow:
-                pending.append((spec, pool.submit(lambda r=reg, s=spec: list(r.fn(ctx, s)))))
+                pending.append((spec, pool.submit(_run_predicate, reg.fn, ctx, spec)))
         for spec in specs:
             reg = registry[spec.predicate]
             if not reg.slow:

@@ -65,6 +65,8 @@ class SourceFile:
     rel: str
     path: Path
     size: int
+    name: str = field(init=False)
+    suffix: str = field(init=False)
     _text: str | None = None
     _text_read: bool = False
     _docs: list[Any] | None = None
@@ -72,13 +74,10 @@ class SourceFile:
     _parsed: bool = False
     _nodes: list[Any] | None = None
 
-    @property
-    def suffix(self) -> str:
-        return Path(self.rel).suffix.lower()
-
-    @property
-    def name(self) -> str:
-        return Path(self.rel).name
+    def __post_init__(self) -> None:
+        self.name = self.rel.rsplit("/", 1)[-1]
+        stem, dot, ext = self.name.rpartition(".")
+        self.suffix = f".{ext.lower()}" if dot and stem else ""
 
     @property
     def is_yaml(self) -> bool:
@@ -161,7 +160,9 @@ class SourceFile:
             nodes: list[Any] = []
             if self.text is not None and self.parsed:
                 try:
-                    nodes = [n for n in yaml.compose_all(self.text, Loader=_Loader) if n is not None]
+                    nodes = [
+                        n for n in yaml.compose_all(self.text, Loader=_Loader) if n is not None
+                    ]
                 except yaml.YAMLError:
                     nodes = []
             self._nodes = nodes
@@ -198,7 +199,7 @@ class SourceFile:
         text = self.text or ""
         if not keys:
             return 1
-        match = re.search(r'"%s"\s*:' % re.escape(keys[-1]), text)
+        match = re.search(rf'"{re.escape(keys[-1])}"\s*:', text)
         return text.count("\n", 0, match.start()) + 1 if match else None
 
     def find_line(self, needle: str) -> int | None:

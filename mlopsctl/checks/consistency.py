@@ -45,7 +45,7 @@ def promql_metrics(expr: str) -> set[str]:
     i = 0
     n = len(tokens)
     while i < n:
-        kind, text, end = tokens[i]
+        kind, text, _end = tokens[i]
         if kind == "brace":  # label matchers: skip to the closing brace, keep __name__="x"
             depth, j = 1, i + 1
             inner = []
@@ -132,13 +132,13 @@ def declared_metrics(ctx: Context, keys: list[str]) -> set[str]:
 
 def _queries(ctx: Context) -> Iterator[tuple[SourceFile, int | None, str, str]]:
     """(file, line, what, expr) for every alert, recording rule and dashboard query."""
-    for f, doc, base, groups in rule_groups(ctx):
-        for gi, g in enumerate(groups.get("groups") or []):
-            for ri, r in enumerate(g.get("rules") or [] if isinstance(g, dict) else []):
+    for f, doc, _base, groups in rule_groups(ctx):
+        for _gi, g in enumerate(groups.get("groups") or []):
+            for _ri, r in enumerate(g.get("rules") or [] if isinstance(g, dict) else []):
                 if isinstance(r, dict) and isinstance(r.get("expr"), str):
                     name = r.get("alert") or r.get("record")
                     yield f, doc, f"rule {name}", r["expr"]
-    for f, dash, base in dashboards(ctx):
+    for f, dash, _base in dashboards(ctx):
         for pi, panel in enumerate(dash.get("panels") or []):
             if not isinstance(panel, dict):
                 continue
@@ -164,7 +164,7 @@ def metrics_defined(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                     known.add(r["record"])
     known_bases = {base_name(m) for m in known} | known
     prefixes = tuple(spec.parameters.get("runtime_prefixes") or [])
-    for f, _doc, what, expr in queries:
+    for f, _where, what, expr in queries:
         for metric in sorted(promql_metrics(expr)):
             if metric in known or base_name(metric) in known_bases or metric.startswith(prefixes):
                 continue
@@ -218,7 +218,11 @@ def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     if not isinstance(thresholds, dict):
         ctx.note(spec.id, "skipped: no .mlopsctl/design.json with the design's thresholds")
         return
-    psi = {float(thresholds[k]) for k in ("psi_monitor", "psi_investigate", "psi_retrain") if k in thresholds}
+    psi = {
+        float(thresholds[k])
+        for k in ("psi_monitor", "psi_investigate", "psi_retrain")
+        if k in thresholds
+    }
     ks = {float(thresholds["ks_pvalue"])} if "ks_pvalue" in thresholds else set()
     retrain = thresholds.get("psi_retrain")
     allowed = {"psi": psi, "ks": ks}
@@ -251,8 +255,10 @@ def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 if not isinstance(r, dict) or not isinstance(r.get("expr"), str):
                     continue
                 metrics = " ".join(promql_metrics(r["expr"])).lower()
-                kind = "psi" if ("psi" in metrics or "drift" in metrics and "ks" not in metrics) else (
-                    "ks" if "ks" in metrics or "pvalue" in metrics else None
+                kind = (
+                    "psi"
+                    if ("psi" in metrics or ("drift" in metrics and "ks" not in metrics))
+                    else ("ks" if "ks" in metrics or "pvalue" in metrics else None)
                 )
                 if kind is None:
                     continue
@@ -264,7 +270,11 @@ def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                         yield Hit(f.rel, f.line_of(doc, path), msg)
     for f in ctx.repo.python_files():
         for m in _PY_CONST.finditer(f.text or ""):
-            kind = _kind_of(m.group(1) + "_threshold") if "THRESHOLD" not in m.group(1) else _kind_of(m.group(1))
+            kind = (
+                _kind_of(m.group(1) + "_threshold")
+                if "THRESHOLD" not in m.group(1)
+                else _kind_of(m.group(1))
+            )
             if kind:
                 msg = check(kind, float(m.group(2)), m.group(1))
                 if msg:
@@ -290,13 +300,20 @@ def _model_names(ctx: Context) -> Iterator[tuple[str, SourceFile, int | None, st
                     yield value, f, f.line_of(i, path), str(path[-1])
     for obj in ctx.repo.objects("InferenceService"):
         uri = str(
-            ((obj.data.get("spec") or {}).get("predictor") or {}).get("model", {}).get("storageUri", "")
+            ((obj.data.get("spec") or {}).get("predictor") or {})
+            .get("model", {})
+            .get("storageUri", "")
             if isinstance(obj.data.get("spec"), dict)
             else ""
         )
         m = _MODELS_URI.search(uri)
         if m:
-            yield m.group(1), obj.file, obj.line("spec", "predictor", "model", "storageUri"), "storageUri"
+            yield (
+                m.group(1),
+                obj.file,
+                obj.line("spec", "predictor", "model", "storageUri"),
+                "storageUri",
+            )
     for f in ctx.repo.python_files():
         text = f.text or ""
         if "MODEL_NAME" not in text and "registered_model_name" not in text:
@@ -314,9 +331,13 @@ def _model_names(ctx: Context) -> Iterator[tuple[str, SourceFile, int | None, st
                         and isinstance(node.value.value, str)
                     ):
                         yield node.value.value, f, node.lineno, "MODEL_NAME"
-            elif isinstance(node, ast.keyword) and node.arg == "registered_model_name":
-                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                    yield node.value.value, f, node.value.lineno, "registered_model_name"
+            elif (
+                isinstance(node, ast.keyword)
+                and node.arg == "registered_model_name"
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                yield node.value.value, f, node.value.lineno, "registered_model_name"
 
 
 @predicate()
@@ -361,7 +382,7 @@ def _makefile_targets(ctx: Context, makefile: str) -> set[str] | None:
     f = ctx.repo.get(makefile)
     if f is None or f.text is None:
         return None
-    targets = set()
+    targets: set[str] = set()
     for m in re.finditer(r"^([A-Za-z0-9_./%-]+(?:\s+[A-Za-z0-9_./%-]+)*)\s*:(?!=)", f.text, re.M):
         targets.update(m.group(1).split())
     return targets
@@ -404,16 +425,25 @@ def _references(script: str) -> Iterator[tuple[str, str]]:
                 prev = w
                 continue
             value = w.split("=", 1)[1] if w.startswith("-") and "=" in w else w
-            is_arg_file = prev in _FILE_FLAGS or (i == 1 and cmd in _RUNNERS) or (
-                i == 0 and value.startswith("./")
+            is_arg_file = (
+                prev in _FILE_FLAGS
+                or (i == 1 and cmd in _RUNNERS)
+                or (i == 0 and value.startswith("./"))
             )
             if (
                 _PATHISH.match(value)
                 and not value.startswith(("-", "/", "~"))
                 and "://" not in value
-                and (is_arg_file or ("/" in value and _FILE_EXT.search(value)) or (
-                    i > 0 and _FILE_EXT.search(value) and "/" not in value and prev in _FILE_FLAGS
-                ))
+                and (
+                    is_arg_file
+                    or ("/" in value and _FILE_EXT.search(value))
+                    or (
+                        i > 0
+                        and _FILE_EXT.search(value)
+                        and "/" not in value
+                        and prev in _FILE_FLAGS
+                    )
+                )
                 and not any(ch in value for ch in "*?$")
             ):
                 yield "file", value
@@ -423,7 +453,9 @@ def _references(script: str) -> Iterator[tuple[str, str]]:
 @predicate()
 def ci_references_exist(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     repo = ctx.repo
-    dirs = {"/".join(f.rel.split("/")[:i]) for f in repo.files for i in range(1, f.rel.count("/") + 1)}
+    dirs = {
+        "/".join(f.rel.split("/")[:i]) for f in repo.files for i in range(1, f.rel.count("/") + 1)
+    }
 
     def exists(rel: str, base: str = "") -> bool:
         p = rel[2:] if rel.startswith("./") else rel
@@ -445,7 +477,9 @@ def ci_references_exist(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 path = ("jobs", job_id, "steps", si)
                 uses = step.get("uses")
                 if isinstance(uses, str) and uses.startswith("./") and not exists(uses):
-                    yield Hit(f.rel, f.line_of(0, (*path, "uses")), f"local action {uses} does not exist")
+                    yield Hit(
+                        f.rel, f.line_of(0, (*path, "uses")), f"local action {uses} does not exist"
+                    )
                 wd = str(step.get("working-directory") or defaults or "")
                 if wd and "$" not in wd and not exists(wd):
                     yield Hit(f.rel, f.line_of(0, path), f"working-directory {wd} does not exist")

@@ -162,9 +162,7 @@ def capabilities_dropped(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             yield _hit(c, ("securityContext",), "capabilities.drop does not contain ALL")
         added = sorted({str(x).upper() for x in caps.get("add") or []} - allowed_add)
         if added:
-            yield _hit(
-                c, ("securityContext", "capabilities", "add"), f"adds capabilities {added}"
-            )
+            yield _hit(c, ("securityContext", "capabilities", "add"), f"adds capabilities {added}")
 
 
 @predicate()
@@ -349,7 +347,8 @@ def _env_literals(obj: KubeObject, pod: dict[str, Any], path: KeyPath) -> Iterat
                     yield Hit(
                         obj.file.rel,
                         obj.line(*path, key, i, "env", j, "value"),
-                        f"{obj.label()}: env {name} has a literal value; use valueFrom.secretKeyRef",
+                        f"{obj.label()}: env {name} has a literal value; "
+                        "use valueFrom.secretKeyRef",
                     )
 
 
@@ -394,39 +393,44 @@ def literal_secret(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 re.MULTILINE,
             ):
                 if not _is_reference(m.group(2)):
-                    line = f.text.count("\n", 0, m.start()) + 1
-                    yield from once(Hit(f.rel, line, f"{m.group(1)} set to a literal value"))
-        elif (f.is_yaml or f.is_json) and f.docs and not any(
-            isinstance(d, dict) and "kind" in d for d in f.docs
+                    lineno = f.text.count("\n", 0, m.start()) + 1
+                    yield from once(Hit(f.rel, lineno, f"{m.group(1)} set to a literal value"))
+        elif (
+            (f.is_yaml or f.is_json)
+            and f.docs
+            and not any(isinstance(d, dict) and "kind" in d for d in f.docs)
         ):
-            for path, key, value in _secret_keys(f.docs):
+            for key, value in _secret_keys(f.docs):
                 if _is_reference(value):
                     continue
-                line = f.find_line(value) or f.find_line(key)
-                yield from once(Hit(f.rel, line, f"{key} has a literal value"))
+                at = f.find_line(value) or f.find_line(key)
+                yield from once(Hit(f.rel, at, f"{key} has a literal value"))
 
 
-def _secret_keys(node: Any, key: str = "") -> Iterator[tuple[str, str, str]]:
+def _secret_keys(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(node, dict):
         for k, v in node.items():
             yield from _secret_keys(v, str(k))
     elif isinstance(node, list):
         for v in node:
             yield from _secret_keys(v, key)
-    elif isinstance(node, str) and key and re.search(
-        r"(password|passwd|secret|token|api_?key|access_?key)$", key, re.I
-    ) and not key.lower().endswith(("_ref", "_env", "secretname", "secret_name")):
-        yield key, key, node
+    elif (
+        isinstance(node, str)
+        and key
+        and re.search(r"(password|passwd|secret|token|api_?key|access_?key)$", key, re.I)
+        and not key.lower().endswith(("_ref", "_env", "secretname", "secret_name"))
+    ):
+        yield key, node
 
 
 # --- governance gates for production -------------------------------------------------------------
 
 
 def _docs_with_heading(ctx: Context, words: list[str]) -> bool:
-    pattern = re.compile(
-        r"^(#{1,6}\s.*(%s)|.*(%s).*\n[=-]{3,}\s*$)" % ("|".join(words), "|".join(words)),
-        re.IGNORECASE | re.MULTILINE,
-    )
+    alternatives = "|".join(re.escape(w) for w in words)
+    atx = rf"^#{{1,6}}\s.*({alternatives})"  # "## Rollback"
+    setext = rf"^.*({alternatives}).*\n[=-]{{3,}}\s*$"  # "Rollback" underlined
+    pattern = re.compile(f"{atx}|{setext}", re.IGNORECASE | re.MULTILINE)
     return any(pattern.search(f.text or "") for f in ctx.repo.markdown_files())
 
 
@@ -461,7 +465,9 @@ def approval_gate(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     jenkins = ctx.repo.get("Jenkinsfile")
     for f in ci_files:
         jobs = f.docs[0].get("jobs") if isinstance(f.docs[0], dict) else None
-        if isinstance(jobs, dict) and any(pattern.search(_environment_name(j)) for j in jobs.values()):
+        if isinstance(jobs, dict) and any(
+            pattern.search(_environment_name(j)) for j in jobs.values()
+        ):
             return
     if gitlab is not None and isinstance(gitlab.docs[:1] and gitlab.docs[0], dict):
         for job in gitlab.docs[0].values():
@@ -594,6 +600,5 @@ def thresholds_specific(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                     yield Hit(
                         f.rel,
                         f.line_of(doc, (*base, "groups", gi, "rules", ri, "expr")),
-                        f"rule expression has a placeholder "
-                        f"{_PLACEHOLDER.search(expr).group(0)!r}",  # type: ignore[union-attr]
+                        f"rule expression has a placeholder {_PLACEHOLDER.search(expr).group(0)!r}",  # type: ignore[union-attr]
                     )

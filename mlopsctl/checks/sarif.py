@@ -41,7 +41,9 @@ def sarif_log(report: Report) -> dict[str, Any]:
                 "ruleId": f.check,
                 "ruleIndex": index[f.check],
                 "level": f.severity,
-                "message": {"text": f"{f.message} ({f.remediation})" if f.remediation else f.message},
+                "message": {
+                    "text": f"{f.message} ({f.remediation})" if f.remediation else f.message
+                },
                 "locations": [location],
             }
         )

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -122,18 +122,40 @@ def _kube_schema_dir() -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def _kube_registry() -> Any:
-    from referencing import Registry, Resource
-
+def _kube_definitions() -> dict[str, Any]:
     schema_dir = _kube_schema_dir()
     assert schema_dir is not None
-    defs = json.loads((schema_dir / "_definitions.json").read_text(encoding="utf-8"))
-    return Resource.from_contents(defs) @ Registry()
+    data: dict[str, Any] = json.loads((schema_dir / "_definitions.json").read_text("utf-8"))
+    return data
 
 
-@lru_cache(maxsize=None)
+def _inline(node: Any, defs: dict[str, Any], stack: tuple[str, ...] = ()) -> Any:
+    """Replace ``$ref``s to the shared definitions by their content (descriptions dropped), so
+    that validating a document follows no references: about three times faster. A recursive
+    reference (only in CustomResourceDefinition's own schema) stays a ``$ref``."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and "#/$defs/" in ref:
+            name = ref.split("#/$defs/", 1)[1]
+            if name in stack or name not in defs:
+                return node
+            target = _inline(defs[name], defs, (*stack, name))
+            rest = {
+                k: _inline(v, defs, stack)
+                for k, v in node.items()
+                if k not in {"$ref", "description"}
+            }
+            return {**target, **rest} if rest else target
+        return {k: _inline(v, defs, stack) for k, v in node.items() if k != "description"}
+    if isinstance(node, list):
+        return [_inline(v, defs, stack) for v in node]
+    return node
+
+
+@cache
 def kube_validator(api_version: str, kind: str) -> Any | None:
-    """The compiled validator for one built-in kind and version, or None when unknown."""
+    """The compiled validator for one built-in kind and version, or None when unknown. Built
+    once per kind and version and reused for every document."""
     schema_dir = _kube_schema_dir()
     if schema_dir is None:
         return None
@@ -142,9 +164,12 @@ def kube_validator(api_version: str, kind: str) -> Any | None:
     path = schema_dir / f"{kind.lower()}-{prefix}{version}.json"
     if not path.is_file():
         return None
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    cls = _validator_class(schema)
-    return cls(schema, registry=_kube_registry())
+    from referencing import Registry, Resource
+
+    definitions = _kube_definitions()
+    schema = _inline(json.loads(path.read_text(encoding="utf-8")), definitions["$defs"])
+    registry = Resource.from_contents(definitions) @ Registry()
+    return _validator_class(schema)(schema, registry=registry)
 
 
 def _builtin_group(group: str) -> bool:
@@ -303,7 +328,7 @@ def grafana_dashboard_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             yield Hit(f.rel, f.line_of(0, base + tuple(err.absolute_path)), _message(err))
         for path, panel in _panels(dash):
             kind = panel.get("type")
-            checks = []
+            checks: list[tuple[tuple[Any, ...], Any, Any]] = []
             if f"{kind}.options" in v and "options" in panel:
                 checks.append((("options",), v[f"{kind}.options"], panel["options"]))
             custom = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom")
@@ -473,23 +498,26 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         return
     with tempfile.TemporaryDirectory(prefix="mlopsctl-promtool-") as tmp:
         files: dict[str, tuple[str, int]] = {}
-        for n, (f, doc, base, groups) in enumerate(found):
-            if base == () and len(f.docs) == 1 and f.path.suffix in {".yaml", ".yml"}:
+        extracted: dict[str, int | None] = {}  # temp file -> line of the PrometheusRule's spec
+        for n, (f, doc_index, base, groups) in enumerate(found):
+            if base == () and len(f.docs) == 1:
                 files[str(f.path)] = (f.rel, 0)
                 continue
-            path = os.path.join(tmp, f"{n}.yaml")
-            with open(path, "w", encoding="utf-8") as out:
+            spec_file = os.path.join(tmp, f"{n}.yaml")
+            with open(spec_file, "w", encoding="utf-8") as out:
                 yaml.safe_dump({"groups": groups.get("groups")}, out, sort_keys=False)
-            files[path] = (f.rel, 0)
+            files[spec_file] = (f.rel, 0)
+            extracted[spec_file] = f.line_of(doc_index, base)
         bad = {h.path for h in structural}
         files = {k: v for k, v in files.items() if v[0] not in bad}
-        if files:
-            hits = list(promtool_check(files))
-            for h in hits:
-                if h.path in {v[0] for k, v in files.items() if k.startswith(tmp)}:
-                    yield Hit(h.path, None, h.message)  # line refers to the extracted spec
-                else:
-                    yield h
+        if not files:
+            return
+        by_rel_extracted = {files[k][0]: line for k, line in extracted.items() if k in files}
+        for h in promtool_check(files):
+            if h.path in by_rel_extracted:  # the line refers to the extracted spec
+                yield Hit(h.path, by_rel_extracted[h.path], h.message)
+            else:
+                yield h
 
 
 # --- CI workflows -------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """In-sync predicate: committed files equal what the current ``mlopsctl.yaml`` generates.
 
 The design is rendered in a child process (``python -m mlopsctl.checks.sync ANSWERS OUT``) so that
-copier runs on the second core while the other checks run here.
+copier runs on the second core while the other checks run here. Generation is deterministic, so
+the rendered files are cached per (answers, mlopsctl code, templates) in the user cache directory
+(``$XDG_CACHE_HOME/mlopsctl/render``; ``MLOPSCTL_NO_CACHE=1`` turns the cache off): a repeated
+run, as in pre-commit, renders nothing.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
@@ -39,6 +44,76 @@ def _first_difference(committed: str, generated: str) -> int:
     return max(len(a), 1)
 
 
+def _cache_dir() -> Path | None:
+    if os.environ.get("MLOPSCTL_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlopsctl" / "render"
+
+
+def _code_digest() -> str:
+    """A digest of everything generation depends on besides the answers: mlopsctl's code and
+    data (validate's own checks and schemas excepted) and the template."""
+    from mlopsctl.render import template_dir
+
+    pkg = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    roots = [(pkg, ("checks", "schemas", "templates")), (template_dir(), ())]
+    for root, skip in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = Path(dirpath).relative_to(root)
+            dirnames[:] = sorted(
+                d for d in dirnames if d != "__pycache__" and not (rel_dir == Path() and d in skip)
+            )
+            for name in sorted(filenames):
+                if name.endswith((".pyc", ".pyo")):
+                    continue
+                path = Path(dirpath) / name
+                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _rendered(answers: Path) -> dict[str, Any]:
+    """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
+    key = hashlib.sha256(answers.read_bytes() + b"\0" + _code_digest().encode()).hexdigest()
+    cache = _cache_dir()
+    if cache is not None and (cache / f"{key}.json").is_file():
+        try:
+            cached: dict[str, Any] = json.loads((cache / f"{key}.json").read_text("utf-8"))
+            return cached
+        except (OSError, ValueError):
+            pass
+    with tempfile.TemporaryDirectory(prefix="mlopsctl-sync-") as tmp:
+        out = Path(tmp) / "out"
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlopsctl.checks.sync", str(answers), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        try:
+            result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"crash": detail}
+        if "files" in result:
+            result["files"] = {
+                rel: (out / rel).read_bytes().decode("utf-8", "surrogateescape")
+                for rel in result["files"]
+            }
+    if cache is not None and "files" in result:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp_file = cache / f".{key}.{os.getpid()}.tmp"
+            tmp_file.write_text(json.dumps(result), encoding="utf-8")
+            os.replace(tmp_file, cache / f"{key}.json")
+        except OSError:
+            pass
+    return result
+
+
 @predicate(slow=True)
 def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     answers = ctx.repo.get("mlopsctl.yaml")
@@ -49,47 +124,26 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             ".mlopsctl/state.json)",
         )
         return
-    with tempfile.TemporaryDirectory(prefix="mlopsctl-sync-") as tmp:
-        out = Path(tmp) / "out"
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlopsctl.checks.sync", str(answers.path), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
+    result = _rendered(answers.path)
+    if "crash" in result:
+        ctx.note(spec.id, f"could not render the design: {result['crash']}")
+        return
+    if "error" in result:
+        message = f"the answers do not generate a repository: {result['error']}"
+        yield Hit(answers.rel, None, message)
+        return
+    for rel, text in sorted(result["files"].items()):
+        generated = text.encode("utf-8", "surrogateescape")
+        committed = ctx.repo.get(rel)
+        if committed is None:
+            yield Hit(rel, None, "generated file is missing")
+            continue
         try:
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            ctx.note(spec.id, f"{spec.name}: could not render the design: {detail}")
-            return
-        if "error" in result:
-            yield Hit(
-                answers.rel,
-                None,
-                f"the answers do not generate a repository: {result['error']}",
-            )
-            return
-        for rel in result["files"]:
-            generated = (out / rel).read_bytes()
-            committed = ctx.repo.get(rel)
-            if committed is None:
-                yield Hit(rel, None, "generated file is missing")
-                continue
-            try:
-                same = committed.path.read_bytes() == generated
-            except OSError:
-                same = False
-            if same:
-                continue
-            text = committed.text
-            line = (
-                _first_difference(text, generated.decode("utf-8", "replace"))
-                if text is not None
-                else None
-            )
+            same = committed.path.read_bytes() == generated
+        except OSError:
+            same = False
+        if not same:
+            line = _first_difference(committed.text, text) if committed.text is not None else None
             yield Hit(rel, line, "differs from what mlopsctl.yaml generates")
 
 

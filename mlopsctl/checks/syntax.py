@@ -54,10 +54,10 @@ def _line_hits(f: SourceFile, text: str) -> Iterator[Hit]:
 def _is_workflow(rel: str) -> bool:
     parts = rel.split("/")
     name = parts[-1]
-    return (
-        (len(parts) >= 3 and parts[-3] == ".github" and parts[-2] == "workflows")
-        or name in {"action.yml", "action.yaml"}
-    )
+    return (len(parts) >= 3 and parts[-3] == ".github" and parts[-2] == "workflows") or name in {
+        "action.yml",
+        "action.yaml",
+    }
 
 
 def _go_template_context(doc: Any, path: tuple[str | int, ...]) -> bool:
@@ -85,7 +85,9 @@ def _go_template_context(doc: Any, path: tuple[str | int, ...]) -> bool:
     }
 
 
-def _strings(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def _strings(
+    node: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if isinstance(node, dict):
         for k, v in node.items():
             if isinstance(k, str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mlopsctl.checks._model import CheckSpec
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
@@ -134,9 +134,7 @@ def _print_text(report: Report, color: bool | None) -> None:
         where = f"{f.path}:{f.line}" if f.line else f.path
         style = "red" if f.severity == "error" else "yellow"
         remedy = f"  [dim]({escape(f.remediation)})[/]" if f.remediation else ""
-        console.print(
-            f"{escape(where)}  [{style} bold]{f.check}[/]  {escape(f.message)}{remedy}"
-        )
+        console.print(f"{escape(where)}  [{style} bold]{f.check}[/]  {escape(f.message)}{remedy}")
     if report.findings:
         console.print()
     err = Console(
