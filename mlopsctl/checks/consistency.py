@@ -212,6 +212,23 @@ _PY_CONST = re.compile(
 )
 
 
+_SET_OPERATOR = re.compile(r"\b(and|or|unless)\b")
+
+
+def _compared_kind(expr: str, position: int) -> str | None:
+    """'psi' or 'ks' for the metric a comparison at ``position`` applies to: the metrics of the
+    operand left of it, back to the previous and/or/unless."""
+    start = 0
+    for m in _SET_OPERATOR.finditer(expr, 0, position):
+        start = m.end()
+    metrics = " ".join(promql_metrics(expr[start:position])).lower()
+    if "ks" in metrics or "pvalue" in metrics:
+        return "ks"
+    if "psi" in metrics or "drift" in metrics:
+        return "psi"
+    return None
+
+
 @predicate()
 def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     thresholds = (ctx.design or {}).get("thresholds")
@@ -254,15 +271,10 @@ def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             for ri, r in enumerate(g.get("rules") or [] if isinstance(g, dict) else []):
                 if not isinstance(r, dict) or not isinstance(r.get("expr"), str):
                     continue
-                metrics = " ".join(promql_metrics(r["expr"])).lower()
-                kind = (
-                    "psi"
-                    if ("psi" in metrics or ("drift" in metrics and "ks" not in metrics))
-                    else ("ks" if "ks" in metrics or "pvalue" in metrics else None)
-                )
-                if kind is None:
-                    continue
                 for m in _COMPARISON.finditer(r["expr"]):
+                    kind = _compared_kind(r["expr"], m.start())
+                    if kind is None:
+                        continue
                     words = f"rule {r.get('alert') or r.get('record')} threshold"
                     msg = check(kind, float(m.group(2)), words)
                     if msg:

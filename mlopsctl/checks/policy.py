@@ -497,6 +497,16 @@ def model_card(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         yield Hit(".", None, "no model card (a file named like MODEL_CARD.md)")
 
 
+def _rollout_driver(ctx: Context) -> bool:
+    """Code or a CI workflow (not a manifest) that sets an InferenceService's
+    canaryTrafficPercent: the rollout is driven step by step at deploy time."""
+    for f in ctx.repo.files:
+        driver = f.suffix in {".py", ".sh"} or f.rel.startswith(".github/workflows/")
+        if driver and "canaryTrafficPercent" in (f.text or ""):
+            return True
+    return False
+
+
 @predicate()
 def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     serving = ctx.repo.objects("InferenceService", "Deployment", "Rollout", "Canary")
@@ -507,6 +517,8 @@ def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         return
     if any(o.kind in {"Rollout", "Canary"} for o in serving):
         return  # Argo Rollouts or Flagger drive the rollout
+    if isvcs and _rollout_driver(ctx):
+        return  # a script or CI step sets canaryTrafficPercent step by step
     for o in isvcs:
         pct = _get(o.data, ("spec", "predictor", "canaryTrafficPercent"))
         if not isinstance(pct, int) or not 0 < pct < 100:

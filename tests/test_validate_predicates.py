@@ -1,0 +1,122 @@
+"""The parsing helpers behind the checks, on cases the fixtures do not spell out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jsonschema.validators import Draft202012Validator
+
+from mlopsctl.checks import validate
+from mlopsctl.checks._crd import root_schema
+from mlopsctl.checks.consistency import _compared_kind, promql_metrics
+from mlopsctl.checks.policy import image_problem
+
+
+@pytest.mark.parametrize(
+    ("expr", "metrics"),
+    [
+        (
+            "histogram_quantile(0.95, sum by (le) (rate(request_predict_seconds_bucket"
+            '{job="x"}[5m]))) * 1000 > 300',
+            {"request_predict_seconds_bucket"},
+        ),
+        (
+            "sum without (pod) (rate(a_total[5m])) / on (job) group_left (team) b",
+            {"a_total", "b"},
+        ),
+        ('count({__name__="up", job="x"}) offset 5m', {"up"}),
+        ("max_over_time(x[1h:5m]) > bool 1 unless y", {"x", "y"}),
+        ("topk(3, :tensorflow:serving:request_count)", {":tensorflow:serving:request_count"}),
+        ('rate(x{le="0.5"}[$__rate_interval])', {"x"}),
+    ],
+)
+def test_promql_metrics(expr: str, metrics: set[str]) -> None:
+    assert promql_metrics(expr) == metrics
+
+
+def test_comparison_belongs_to_its_own_operand() -> None:
+    expr = 'max(model_feature_drift_psi{m="x"}) > 0.25 or min(model_feature_drift_ks_pvalue) < 0.05'
+    first = expr.index("> 0.25")
+    second = expr.index("< 0.05")
+    assert _compared_kind(expr, first) == "psi"
+    assert _compared_kind(expr, second) == "ks"
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("nginx", False),
+        ("nginx:latest", False),
+        ("registry:5000/team/model", False),
+        ("registry:5000/team/model:1.2.3", True),
+        ("ghcr.io/x/y@sha256:" + "0" * 64, True),
+        ("kserve/sklearnserver:v0.15.2", True),
+    ],
+)
+def test_image_pinning(image: str, ok: bool) -> None:
+    assert (image_problem(image) is None) is ok
+
+
+def test_crd_conversion_nullable_int_or_string_and_unknown_fields() -> None:
+    schema = root_schema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "port": {"x-kubernetes-int-or-string": True},
+                        "note": {"type": "string", "nullable": True},
+                        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    },
+                }
+            },
+        }
+    )
+    v = Draft202012Validator(schema)
+    ok = {
+        "apiVersion": "a/v1",
+        "kind": "K",
+        "spec": {"port": "http", "note": None, "free": {"x": 1}},
+    }
+    assert list(v.iter_errors(ok)) == []
+    assert list(v.iter_errors({"spec": {"port": 8080}})) == []
+    assert [e.message for e in v.iter_errors({"spec": {"prot": 1}})] == [
+        "Additional properties are not allowed ('prot' was unexpected)"
+    ]
+
+
+def test_rollout_script_counts_as_progressive_rollout(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "checks" / "MLV215" / "fail"
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(fixtures, root)
+    assert validate(root, select=["MLV215"]).findings
+    (root / "rollout.py").write_text(
+        "for percent in (5, 25, 50, 100):\n"
+        "    patch({'spec': {'predictor': {'canaryTrafficPercent': percent}}})\n"
+    )
+    assert validate(root, select=["MLV215"]).findings == []
+
+
+def test_markers_in_python_strings(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(
+        'A = f"{{x}}"\nB = "{{x}}".format()\nC = "{{ model_name }}"\nD = "{% if x %}"\n'
+    )
+    lines = {f.line for f in validate(tmp_path, select=["MLV002"]).findings}
+    assert lines == {3, 4}
+
+
+def test_unparsable_workflow_still_scanned_for_markers(tmp_path: Path) -> None:
+    wf = tmp_path / ".github" / "workflows"
+    wf.mkdir(parents=True)
+    (wf / "ci.yaml").write_text(
+        "on: push\njobs:\n  t:\n    runs-on: {{ runner }}\n    steps:\n"
+        '      - run: echo "${{ github.sha }}"\n'
+    )
+    report = validate(tmp_path, select=["MLV002"])
+    assert [(f.line, f.message) for f in report.findings] == [
+        (4, "unrendered template marker '{{ runner }}'")
+    ]
