@@ -8,6 +8,7 @@ be generated first (``generate: {answers: {...}, then_set: {...}}``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ from mlopsctl.checks import catalog, validate
 from mlopsctl.checks._model import Report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checks"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The in-sync check caches rendered files; keep that cache inside the test's temp dir."""
+    import os
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 IDS = [c.id for c in catalog()]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,22 @@ from mlopsctl.api import generate
 from mlopsctl.checks import validate
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The in-sync check caches rendered files; keep that cache inside the test's temp dir."""
+    import os
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
 
 ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -120,3 +137,23 @@ def test_hand_edit_breaking_policy_is_found(repos: dict[str, Path], tmp_path: Pa
         ("MLV203", "k8s/inferenceservice.yaml"),
         ("MLV401", "k8s/inferenceservice.yaml"),
     }
+
+
+def test_second_run_uses_the_render_cache(
+    repos: dict[str, Path], tmp_path: Path, _render_cache: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(repos["batch"], root)
+    (root / "README.md").write_text("# edited by hand\n")
+    first = validate(root, select=["MLV401"])
+    cached = sorted((_render_cache / "mlopsctl" / "render").glob("*.json"))
+    assert cached, "the rendered files were cached"
+    for path in cached:  # a render would rewrite the entry: make any rewrite visible
+        path.touch()
+    stamp = {p: p.stat().st_mtime_ns for p in cached}
+    second = validate(root, select=["MLV401"])
+    assert [(f.path, f.line) for f in second.findings] == [(f.path, f.line) for f in first.findings]
+    assert ("README.md", 1) in {(f.path, f.line) for f in second.findings}
+    assert {p: p.stat().st_mtime_ns for p in cached} == stamp

@@ -8,7 +8,6 @@ from mlopsctl import __version__
 from mlopsctl.checks._model import Report, load_catalog
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-DOCS_URL = "https://github.com/mlopsctl/mlopsctl/blob/main/docs/checks.md"
 
 
 def sarif_log(report: Report) -> dict[str, Any]:
@@ -21,7 +20,6 @@ def sarif_log(report: Report) -> dict[str, Any]:
             "shortDescription": {"text": s.title},
             "fullDescription": {"text": s.rationale},
             "help": {"text": s.remediation},
-            "helpUri": f"{DOCS_URL}#{s.id.lower()}-{s.name}",
             "defaultConfiguration": {"level": s.severity},
             "properties": {"category": s.category, "tags": [s.category]},
         }
@@ -60,7 +58,6 @@ def sarif_log(report: Report) -> dict[str, Any]:
                     "driver": {
                         "name": "mlopsctl",
                         "version": __version__,
-                        "informationUri": DOCS_URL,
                         "rules": rules,
                     }
                 },
