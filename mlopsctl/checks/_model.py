@@ -2,46 +2,95 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
 Category = Literal["syntax", "schema", "policy", "consistency", "sync"]
 Severity = Literal["error", "warning"]
 KeyPath = tuple[str | int, ...]
 
+# The format of a check file. jsonschema validates it (it is loaded for the checks anyway);
+# pydantic would cost a large share of a validate run's start-up.
+CHECK_FILE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "id", "name", "title", "category", "rationale", "remediation", "references", "predicate",
+    ],
+    "properties": {
+        "id": {"type": "string", "pattern": r"^MLV\d{3}$"},
+        "name": {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$"},
+        "title": {"type": "string", "minLength": 1},
+        "category": {"enum": ["syntax", "schema", "policy", "consistency", "sync"]},
+        "severity": {"enum": ["error", "warning"]},
+        "rationale": {"type": "string", "minLength": 1},
+        "remediation": {"type": "string", "minLength": 1},
+        "references": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["title", "url"],
+                "properties": {
+                    "title": {"type": "string"},
+                    "url": {"type": "string", "pattern": "^https://"},
+                },
+            },
+        },
+        "predicate": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$"},
+        "parameters": {"type": "object"},
+    },
+}  # fmt: skip
 
-class Reference(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
+@dataclass(frozen=True)
+class Reference:
     title: str
     url: str
 
 
-class CheckSpec(BaseModel):
+@dataclass(frozen=True)
+class CheckSpec:
     """One check as written in ``mlopsctl/checks/catalog/<ID>-<name>.yaml``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(pattern=r"^MLV\d{3}$")
-    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    id: str
+    name: str
     title: str
     category: Category
-    severity: Severity = "error"
     rationale: str
     remediation: str
-    references: list[Reference] = Field(min_length=1)
-    predicate: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    references: tuple[Reference, ...]
+    predicate: str
+    severity: Severity = "error"
+    parameters: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
-    @field_validator("rationale", "remediation", "title")
     @classmethod
-    def _one_paragraph(cls, value: str) -> str:
-        return " ".join(value.split())
+    def from_data(cls, data: dict[str, Any]) -> CheckSpec:
+        def para(text: str) -> str:
+            return " ".join(text.split())
+
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            title=para(data["title"]),
+            category=data["category"],
+            rationale=para(data["rationale"]),
+            remediation=para(data["remediation"]),
+            references=tuple(Reference(r["title"], r["url"]) for r in data["references"]),
+            predicate=data["predicate"],
+            severity=data.get("severity", "error"),
+            parameters=dict(data.get("parameters") or {}),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["references"] = [asdict(r) for r in self.references]
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,17 +134,22 @@ class Report:
 def load_catalog() -> tuple[CheckSpec, ...]:
     """Every check, sorted by id. A malformed file is a bug in the product: CatalogError."""
     import yaml
+    from jsonschema import Draft202012Validator
 
     from mlopsctl.errors import CatalogError
 
+    validator = Draft202012Validator(CHECK_FILE_SCHEMA)
     specs: list[CheckSpec] = []
     seen: dict[str, str] = {}
     for path in sorted(CATALOG_DIR.glob("*.yaml")):
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-        try:
-            spec = CheckSpec.model_validate(data)
-        except Exception as exc:
-            raise CatalogError(f"check file {path.name} is malformed: {exc}") from None
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+        if errors:
+            where = "/".join(map(str, errors[0].path)) or "(file)"
+            raise CatalogError(
+                f"check file {path.name} is malformed: {where}: {errors[0].message}"
+            )
+        spec = CheckSpec.from_data(data)
         if not path.name.startswith(f"{spec.id}-{spec.name}."):
             raise CatalogError(f"check file {path.name} must be named {spec.id}-{spec.name}.yaml")
         if spec.id in seen:

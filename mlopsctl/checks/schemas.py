@@ -659,9 +659,14 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
 
 @lru_cache(maxsize=1)
 def _answers_validator() -> Any:
-    from mlopsctl.requirements import answers_json_schema
+    from mlopsctl.checks.sync import cached
 
-    schema = answers_json_schema()
+    def build() -> Any:
+        from mlopsctl.requirements import answers_json_schema
+
+        return answers_json_schema()
+
+    schema = cached("answers-schema", build)  # saves importing pydantic on repeated runs
     return _validator_class(schema)(schema)
 
 

@@ -16,7 +16,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,11 @@ def _cache_dir() -> Path | None:
 def _code_digest() -> str:
     """A digest of everything generation depends on besides the answers: mlopsctl's code and
     data (validate's own checks and schemas excepted) and the template."""
-    from mlopsctl.render import template_dir
-
     pkg = Path(__file__).resolve().parent.parent
+    # where mlopsctl.render.template_dir() looks, without importing the renderer
+    templates = pkg / "templates" if (pkg / "templates").is_dir() else pkg.parent / "templates"
     h = hashlib.sha256()
-    roots = [(pkg, ("checks", "schemas", "templates")), (template_dir(), ())]
+    roots = [(pkg, ("checks", "schemas", "templates")), (templates, ())]
     for root, skip in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             rel_dir = Path(dirpath).relative_to(root)
@@ -73,9 +74,39 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    return _code_digest()
+
+
+def cached(name: str, build: Callable[[], Any]) -> Any:
+    """``build()``'s JSON result, cached per mlopsctl code digest (see ``_cache_dir``)."""
+    cache = _cache_dir()
+    path = cache / f"{name}-{code_digest()}.json" if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            return json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            pass
+    value = build()
+    if path is not None:
+        _write_atomic(path, json.dumps(value))
+    return value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_file = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp_file.write_text(text, encoding="utf-8")
+        os.replace(tmp_file, path)
+    except OSError:
+        pass
+
+
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
-    key = hashlib.sha256(answers.read_bytes() + b"\0" + _code_digest().encode()).hexdigest()
+    key = hashlib.sha256(answers.read_bytes() + b"\0" + code_digest().encode()).hexdigest()
     cache = _cache_dir()
     if cache is not None and (cache / f"{key}.json").is_file():
         try:
@@ -104,13 +135,7 @@ def _rendered(answers: Path) -> dict[str, Any]:
                 for rel in result["files"]
             }
     if cache is not None and "files" in result:
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            tmp_file = cache / f".{key}.{os.getpid()}.tmp"
-            tmp_file.write_text(json.dumps(result), encoding="utf-8")
-            os.replace(tmp_file, cache / f"{key}.json")
-        except OSError:
-            pass
+        _write_atomic(cache / f"{key}.json", json.dumps(result))
     return result
 
 

@@ -108,7 +108,7 @@ def _print_catalog(specs: list[CheckSpec], output_format: Format) -> None:
     if output_format is not Format.text:
         from mlopsctl.checks._engine import dumps
 
-        typer.echo(dumps([s.model_dump() for s in specs]), nl=False)
+        typer.echo(dumps([s.as_dict() for s in specs]), nl=False)
         return
     for s in specs:
         typer.echo(f"{s.id}  {s.name:<28} {s.category:<12} {s.title}")
