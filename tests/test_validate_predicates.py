@@ -120,3 +120,15 @@ def test_unparsable_workflow_still_scanned_for_markers(tmp_path: Path) -> None:
     assert [(f.line, f.message) for f in report.findings] == [
         (4, "unrendered template marker '{{ runner }}'")
     ]
+
+
+def test_git_ignored_files_are_not_the_repositorys(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / ".env").write_text("MLFLOW_TRACKING_TOKEN=abc123def456\n")
+    (tmp_path / "settings.env").write_text("")
+    report = validate(tmp_path, select=["MLV211"])
+    assert [f.path for f in report.findings] == [".env"]  # outside git every file counts
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text(".env\n")
+    assert validate(tmp_path, select=["MLV211"]).findings == []

@@ -262,22 +262,15 @@ class Repo:
                 for p in patterns
             )
 
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(
-                d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")
-            )
-            base = Path(dirpath)
-            for name in sorted(filenames):
-                path = base / name
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
-                if not os.path.isfile(path):
-                    continue
-                rel = path.relative_to(root).as_posix()
-                if patterns and excluded(rel):
-                    continue
+        for rel in _git_files(root) or _walk(root):
+            if patterns and excluded(rel):
+                continue
+            path = root / rel
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # deleted in the work tree, or a dangling link
+            if os.path.isfile(path):
                 repo.files.append(SourceFile(rel=rel, path=path, size=st.st_size))
         return repo
 
@@ -330,6 +323,48 @@ def _is_kube(doc: Any) -> bool:
         and isinstance(doc.get("apiVersion"), str)
         and isinstance(doc.get("kind"), str)
     )
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """Inside a git work tree: the files git tracks or would track (ignored files such as a local
+    ``.env`` are not the repository's). None outside git or without git."""
+    import subprocess
+
+    if not any((d / ".git").exists() for d in (root, *root.parents)):
+        return None
+    try:
+        proc = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    names = {n.decode("utf-8", "surrogateescape") for n in proc.stdout.split(b"\0") if n}
+    return sorted(n for n in names if not (set(n.split("/")[:-1]) & SKIP_DIRS))
+
+
+def _walk(root: Path) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")
+        )
+        base = Path(dirpath)
+        out.extend((base / name).relative_to(root).as_posix() for name in sorted(filenames))
+    return out
 
 
 def helm_template(rel: str, by_rel: dict[str, SourceFile]) -> bool:
