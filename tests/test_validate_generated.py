@@ -121,22 +121,35 @@ def test_edited_answer_is_reported_out_of_sync(repos: dict[str, Path], tmp_path:
     assert "mlopsctl.yaml" not in stale  # the edited answers are the source, not a finding
 
 
-def test_hand_edit_breaking_policy_is_found(repos: dict[str, Path], tmp_path: Path) -> None:
+def test_hand_edit_breaking_policy_is_found_but_is_not_out_of_sync(
+    repos: dict[str, Path], tmp_path: Path
+) -> None:
     import shutil
 
     root = tmp_path / "repo"
     shutil.copytree(repos["defaults"], root)
     isvc = root / "k8s" / "inferenceservice.yaml"
+    text = isvc.read_text()
+    assert "allowPrivilegeEscalation: false" in text
     isvc.write_text(
-        isvc.read_text().replace(
-            "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"
-        )
+        text.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true")
     )
     report = validate(root, select=["MLV203", "MLV401"])
-    assert {(f.check, f.path) for f in report.findings} == {
-        ("MLV203", "k8s/inferenceservice.yaml"),
-        ("MLV401", "k8s/inferenceservice.yaml"),
-    }
+    # the user's edit is theirs (update keeps it); only the policy check objects
+    assert {(f.check, f.path) for f in report.findings} == {("MLV203", "k8s/inferenceservice.yaml")}
+
+
+def test_turned_off_component_is_reported(repos: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(repos["defaults"], root)
+    answers = root / "mlopsctl.yaml"
+    text = answers.read_text()
+    assert "kubernetes: true" in text
+    answers.write_text(text.replace("kubernetes: true", "kubernetes: false"))
+    found = {(f.path, f.message) for f in validate(root, select=["MLV401"]).findings}
+    assert ("k8s/inferenceservice.yaml", "mlopsctl.yaml no longer generates this file") in found
 
 
 def test_second_run_uses_the_render_cache(
@@ -146,7 +159,8 @@ def test_second_run_uses_the_render_cache(
 
     root = tmp_path / "repo"
     shutil.copytree(repos["batch"], root)
-    (root / "README.md").write_text("# edited by hand\n")
+    answers = root / "mlopsctl.yaml"
+    answers.write_text(answers.read_text().replace("project_name: demo-batch", "project_name: x"))
     first = validate(root, select=["MLV401"])
     cached = sorted((_render_cache / "mlopsctl" / "render").glob("*.json"))
     assert cached, "the rendered files were cached"
@@ -155,5 +169,5 @@ def test_second_run_uses_the_render_cache(
     stamp = {p: p.stat().st_mtime_ns for p in cached}
     second = validate(root, select=["MLV401"])
     assert [(f.path, f.line) for f in second.findings] == [(f.path, f.line) for f in first.findings]
-    assert ("README.md", 1) in {(f.path, f.line) for f in second.findings}
+    assert "README.md" in {f.path for f in second.findings}
     assert {p: p.stat().st_mtime_ns for p in cached} == stamp

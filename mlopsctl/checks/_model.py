@@ -146,9 +146,7 @@ def load_catalog() -> tuple[CheckSpec, ...]:
         errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
         if errors:
             where = "/".join(map(str, errors[0].path)) or "(file)"
-            raise CatalogError(
-                f"check file {path.name} is malformed: {where}: {errors[0].message}"
-            )
+            raise CatalogError(f"check file {path.name} is malformed: {where}: {errors[0].message}")
         spec = CheckSpec.from_data(data)
         if not path.name.startswith(f"{spec.id}-{spec.name}."):
             raise CatalogError(f"check file {path.name} must be named {spec.id}-{spec.name}.yaml")

@@ -42,6 +42,8 @@ SKIP_DIRS = frozenset(
         "dist",
     }
 )
+# mlopsctl update's pristine copy of the last generation: byte-exact copies, not linted twice
+INTERNAL_COPIES = ".mlopsctl/base/"
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 JSON_SUFFIXES = (".json",)
@@ -263,7 +265,7 @@ class Repo:
             )
 
         for rel in _git_files(root) or _walk(root):
-            if patterns and excluded(rel):
+            if (patterns and excluded(rel)) or rel.startswith(INTERNAL_COPIES):
                 continue
             path = root / rel
             try:

@@ -157,9 +157,24 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         message = f"the answers do not generate a repository: {result['error']}"
         yield Hit(answers.rel, None, message)
         return
-    for rel, text in sorted(result["files"].items()):
+    base = _base_hashes(ctx)
+    rendered: dict[str, str] = result["files"]
+    for rel, text in sorted(rendered.items()):
+        if rel in _NOT_COMPARED:
+            continue
         generated = text.encode("utf-8", "surrogateescape")
         committed = ctx.repo.get(rel)
+        if base is not None and not rel.startswith(".mlopsctl/"):
+            # Generation recorded what it wrote: the file is in sync when the answers still
+            # generate exactly that; the user's own edits to it are theirs to keep.
+            if base.get(rel) == hashlib.sha256(generated).hexdigest():
+                continue
+            if committed is None:
+                yield Hit(rel, None, "mlopsctl.yaml now generates this file; it is missing")
+                continue
+            line = _first_difference(committed.text, text) if committed.text is not None else None
+            yield Hit(rel, line, "mlopsctl.yaml now generates a different version of this file")
+            continue
         if committed is None:
             yield Hit(rel, None, "generated file is missing")
             continue
@@ -170,6 +185,24 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         if not same:
             line = _first_difference(committed.text, text) if committed.text is not None else None
             yield Hit(rel, line, "differs from what mlopsctl.yaml generates")
+    for rel in sorted(set(base or ()) - set(rendered)):
+        if ctx.repo.get(rel) is not None:
+            yield Hit(rel, None, "mlopsctl.yaml no longer generates this file")
+
+
+# mlopsctl.yaml is the source; state.json records versions and hashes, not generated content.
+_NOT_COMPARED = {"mlopsctl.yaml", ".mlopsctl/state.json", ".mlopsctl/.gitattributes"}
+
+
+def _base_hashes(ctx: Context) -> dict[str, str] | None:
+    """SHA-256 of every artifact as last generated (``.mlopsctl/state.json`` generated.files),
+    or None when the generation recorded none."""
+    state = ctx.repo.get(".mlopsctl/state.json")
+    doc = state.docs[0] if state is not None and state.docs else None
+    files = (doc.get("generated") or {}).get("files") if isinstance(doc, dict) else None
+    if isinstance(files, dict) and all(isinstance(v, str) for v in files.values()):
+        return {str(k): v for k, v in files.items()}
+    return None
 
 
 def _main(argv: list[str]) -> int:
@@ -181,7 +214,8 @@ def _main(argv: list[str]) -> int:
     except MlopsctlError as exc:
         print(json.dumps({"error": exc.message.replace("\n", " ")}))
         return 0
-    print(json.dumps({"files": files}))
+    # the pristine copy of the generation (.mlopsctl/base/) repeats the artifacts: leave it out
+    print(json.dumps({"files": [f for f in files if not f.startswith(".mlopsctl/base/")]}))
     return 0
 
 
