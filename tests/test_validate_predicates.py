@@ -132,3 +132,22 @@ def test_git_ignored_files_are_not_the_repositorys(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / ".gitignore").write_text(".env\n")
     assert validate(tmp_path, select=["MLV211"]).findings == []
+
+
+@pytest.mark.parametrize(
+    ("script", "refs"),
+    [
+        ("python -c pass", []),
+        ("python -m pytest -q", []),
+        ("pip install -c constraints.txt -r req.txt", ["constraints.txt", "req.txt"]),
+        ("kubectl apply -f k8s/", ["k8s/"]),
+        ("bash ./scripts/deploy.sh prod", ["./scripts/deploy.sh"]),
+        ("promtool check rules monitoring/alerts.yaml", ["monitoring/alerts.yaml"]),
+        ("mlopsctl validate --format sarif > results/out.sarif", []),
+        ("echo $X && python src/train.py", ["src/train.py"]),
+    ],
+)
+def test_ci_script_references(script: str, refs: list[str]) -> None:
+    from mlopsctl.checks.consistency import _references
+
+    assert [v for kind, v in _references(script) if kind == "file"] == refs

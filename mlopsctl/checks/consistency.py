@@ -436,6 +436,9 @@ def _references(script: str) -> Iterator[tuple[str, str]]:
             if prev in _OUTPUT_FLAGS or prev in {">", ">>", "tee"} or w.startswith(">"):
                 prev = w
                 continue
+            if cmd.startswith("python") and prev in {"-c", "-m"}:
+                prev = w  # python -c CODE / -m MODULE: not files
+                continue
             value = w.split("=", 1)[1] if w.startswith("-") and "=" in w else w
             is_arg_file = (
                 prev in _FILE_FLAGS
