@@ -482,7 +482,8 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     import yaml
 
     found = list(rule_groups(ctx))
-    if not found:
+    tests = rule_test_files(ctx)
+    if not found and not tests:
         return
     structural: list[Hit] = []
     for f, doc, base, groups in found:
@@ -493,7 +494,8 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     if promtool is None:
         ctx.note(
             spec.id,
-            "PromQL expressions not parsed: promtool is not on PATH (structure checked only)",
+            "PromQL expressions not parsed and rule unit tests not run: promtool is not on PATH "
+            "(structure checked only)",
         )
         return
     with tempfile.TemporaryDirectory(prefix="mlopsctl-promtool-") as tmp:
@@ -510,6 +512,8 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             extracted[spec_file] = f.line_of(doc_index, base)
         bad = {h.path for h in structural}
         files = {k: v for k, v in files.items() if v[0] not in bad}
+        for t in tests:
+            yield from promtool_test(t)
         if not files:
             return
         by_rel_extracted = {files[k][0]: line for k, line in extracted.items() if k in files}
@@ -518,6 +522,40 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 yield Hit(h.path, by_rel_extracted[h.path], h.message)
             else:
                 yield h
+
+
+def rule_test_files(ctx: Context) -> list[SourceFile]:
+    """promtool unit-test files: ``rule_files`` and ``tests`` at the top."""
+    return [
+        f
+        for f in ctx.repo.data_files()
+        if f.is_yaml
+        and len(f.docs) == 1
+        and isinstance(f.docs[0], dict)
+        and isinstance(f.docs[0].get("rule_files"), list)
+        and isinstance(f.docs[0].get("tests"), list)
+    ]
+
+
+def promtool_test(f: SourceFile) -> Iterator[Hit]:
+    """``promtool test rules FILE`` (run beside the file: rule_files are relative to it)."""
+    proc = subprocess.run(
+        ["promtool", "test", "rules", f.path.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=str(f.path.parent),
+    )
+    if proc.returncode == 0:
+        return
+    lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("Unit Testing")]
+    start = next((i for i, ln in enumerate(lines) if "FAILED" in ln), 0)
+    detail = " ".join(lines[start : start + 12])
+    if len(detail) > 400:
+        detail = detail[:397] + "..."
+    yield Hit(f.rel, None, f"promtool test rules: {detail or 'failed'}")
 
 
 # --- CI workflows -------------------------------------------------------------------------------
