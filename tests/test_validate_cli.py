@@ -281,3 +281,14 @@ def test_pre_commit_hook_manifest() -> None:
         "args", "stages", "additional_dependencies",
     }  # fmt: skip
     assert set(hook) <= known
+
+
+def test_explain_a_check() -> None:
+    result = runner.invoke(app, ["validate", "--explain", "no-privilege-escalation"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("MLV203 no-privilege-escalation (policy, error)")
+    assert "allowPrivilegeEscalation: false" in result.stdout
+    assert "https://kubernetes.io/docs/concepts/security/pod-security-standards/" in result.stdout
+    bad = runner.invoke(app, ["validate", "--explain", "MLV999"])
+    assert bad.exit_code == 2
+    assert "--explain MLV999" in bad.stderr

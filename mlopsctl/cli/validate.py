@@ -64,6 +64,10 @@ def validate_cli(
     list_checks: Annotated[
         bool, typer.Option("--list-checks", help="List every check and exit.")
     ] = False,
+    explain: Annotated[
+        str | None,
+        typer.Option("--explain", metavar="CHECK", help="Explain one check (id or name) and exit."),
+    ] = None,
     color: Annotated[
         bool | None,
         typer.Option("--color/--no-color", help="Colour the text output (default: on a terminal)."),
@@ -72,29 +76,49 @@ def validate_cli(
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
-        from mlopsctl.checks import catalog, validate
+        try:
+            from mlopsctl.checks import catalog, validate
 
-        if list_checks:
-            _print_catalog(list(catalog()), output_format)
-            raise typer.Exit(0)
-        report = validate(
-            directory,
-            select=_split(select),
-            ignore=_split(ignore),
-            crd_files=crd or [],
-            exclude=exclude or [],
-        )
-        if output_format is Format.json:
-            from mlopsctl.checks._engine import dumps, report_dict
+            if list_checks:
+                _print_catalog(list(catalog()), output_format)
+                raise typer.Exit(0)
+            if explain is not None:
+                from mlopsctl.errors import UsageError
 
-            typer.echo(dumps(report_dict(report)), nl=False)
-        elif output_format is Format.sarif:
-            from mlopsctl.checks._engine import dumps
-            from mlopsctl.checks.sarif import sarif_log
+                wanted = explain.strip()
+                found = [s for s in catalog() if wanted in (s.id, s.id.lower(), s.name)]
+                if not found:
+                    raise UsageError(
+                        f"--explain {wanted}: no check has that id or name",
+                        hint="mlopsctl validate --list-checks shows every check",
+                    )
+                _print_explanation(found[0])
+                raise typer.Exit(0)
+            report = validate(
+                directory,
+                select=_split(select),
+                ignore=_split(ignore),
+                crd_files=crd or [],
+                exclude=exclude or [],
+            )
+            if output_format is Format.json:
+                from mlopsctl.checks._engine import dumps, report_dict
 
-            typer.echo(dumps(sarif_log(report)), nl=False)
-        else:
-            _print_text(report, color)
+                typer.echo(dumps(report_dict(report)), nl=False)
+            elif output_format is Format.sarif:
+                from mlopsctl.checks._engine import dumps
+                from mlopsctl.checks.sarif import sarif_log
+
+                typer.echo(dumps(sarif_log(report)), nl=False)
+            else:
+                _print_text(report, color)
+        except BrokenPipeError:
+            # the reader went away (`| head`): not an error of ours; keep Python quiet at exit
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -112,6 +136,19 @@ def _print_catalog(specs: list[CheckSpec], output_format: Format) -> None:
         return
     for s in specs:
         typer.echo(f"{s.id}  {s.name:<28} {s.category:<12} {s.title}")
+
+
+def _print_explanation(spec: CheckSpec) -> None:
+    import textwrap
+
+    def para(text: str) -> str:
+        return textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  ")
+
+    typer.echo(f"{spec.id} {spec.name} ({spec.category}, {spec.severity})")
+    typer.echo(f"\n{spec.title}.\n\nWhy:\n{para(spec.rationale)}\n\nFix:\n{para(spec.remediation)}")
+    typer.echo("\nReferences:")
+    for r in spec.references:
+        typer.echo(f"  {r.title}: {r.url}")
 
 
 def _print_text(report: Report, color: bool | None) -> None:
