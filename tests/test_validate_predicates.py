@@ -151,3 +151,33 @@ def test_ci_script_references(script: str, refs: list[str]) -> None:
     from mlopsctl.checks.consistency import _references
 
     assert [v for kind, v in _references(script) if kind == "file"] == refs
+
+
+def _shared_schemas() -> Path | None:
+    repo = Path(__file__).resolve().parent.parent
+    for base in (repo.parent, repo.parent.parent, Path("/work")):
+        if (base / "shared" / "schemas" / "kserve").is_dir():
+            return base / "shared" / "schemas"
+    return None
+
+
+def test_shipped_schemas_match_upstream() -> None:
+    """The shipped KServe schema is the upstream CRD's v1beta1 schema, trimmed and converted by
+    ``python -m mlopsctl.checks._crd``; the Grafana schemas are upstream's files unchanged."""
+    from mlopsctl.checks._crd import build_shipped_kserve
+    from mlopsctl.checks.schemas import SHIPPED
+
+    shared = _shared_schemas()
+    if shared is None:
+        pytest.skip("the upstream schemas (shared/schemas) are not beside this checkout")
+    crd = shared / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+    shipped = (SHIPPED / "kserve" / "inferenceservice-v1beta1.json").read_text("utf-8")
+    assert shipped == build_shipped_kserve(crd)
+    for upstream in sorted((shared / "grafana").glob("*.json")):
+        assert (SHIPPED / "grafana" / upstream.name).read_bytes() == upstream.read_bytes()
+    assert (SHIPPED / "grafana" / "LICENSE").read_bytes() == (
+        shared / "grafana" / "LICENSE"
+    ).read_bytes()
+    assert (SHIPPED / "kserve" / "LICENSE").read_bytes() == (
+        shared / "kserve" / "LICENSE"
+    ).read_bytes()
