@@ -181,3 +181,20 @@ def test_shipped_schemas_match_upstream() -> None:
     assert (SHIPPED / "kserve" / "LICENSE").read_bytes() == (
         shared / "kserve" / "LICENSE"
     ).read_bytes()
+
+
+def test_metrics_in_collapsed_rows_are_checked(tmp_path: Path) -> None:
+    import json
+
+    inner = {
+        "id": 2,
+        "type": "timeseries",
+        "title": "hidden",
+        "targets": [{"refId": "A", "expr": "nope_total"}],
+    }
+    row = {"id": 1, "type": "row", "title": "r", "collapsed": True, "panels": [inner]}
+    dash = {"title": "d", "schemaVersion": 39, "panels": [row]}
+    (tmp_path / "dash.json").write_text(json.dumps(dash, indent=2))
+    found = validate(tmp_path, select=["MLV302"]).findings
+    assert [(f.path, f.line) for f in found] == [("dash.json", 18)]  # the "expr" line
+    assert "nope_total" in found[0].message

@@ -12,6 +12,7 @@ from typing import Any
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec, KeyPath
 from mlopsctl.checks._repo import SourceFile
+from mlopsctl.checks.schemas import _panels as panels
 from mlopsctl.checks.schemas import dashboards, rule_groups, workflow_files
 
 # --- PromQL metric names ------------------------------------------------------------------------
@@ -139,12 +140,10 @@ def _queries(ctx: Context) -> Iterator[tuple[SourceFile, int | None, str, str]]:
                     name = r.get("alert") or r.get("record")
                     yield f, doc, f"rule {name}", r["expr"]
     for f, dash, _base in dashboards(ctx):
-        for pi, panel in enumerate(dash.get("panels") or []):
-            if not isinstance(panel, dict):
-                continue
+        for path, panel in panels(dash):  # rows' nested panels too
             for t in panel.get("targets") or []:
                 if isinstance(t, dict) and isinstance(t.get("expr"), str):
-                    yield f, None, f"panel {panel.get('title', pi)!r}", t["expr"]
+                    yield f, None, f"panel {panel.get('title', path[-1])!r}", t["expr"]
 
 
 @predicate()
