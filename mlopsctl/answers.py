@@ -6,6 +6,7 @@ Errors name the key and, for values that came from a file, the file and line.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,146 @@ def _plain(node: Any) -> Any:
     return node
 
 
+# Tags an answers file may spell out; anything else (``!!python/object``, ``!!binary``, custom
+# ``!tags``) is refused before any value is constructed.
+_ALLOWED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+MAX_DEPTH = 8  # the deepest valid answer is two levels down (scale_requirements.rps)
+MAX_NODES = 10_000
+MAX_STRING_CHARS = 4096
+# C0 and C1 control characters other than tab and newline; NUL among them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _control_problem(text: str) -> str | None:
+    match = _CONTROL.search(text)
+    if match is None:
+        return None
+    return f"contains the control character U+{ord(match.group()):04X}; remove it"
+
+
+def _check_events(text: str, source: str) -> None:
+    """Refuse what a plain answers file never needs, before anything is constructed:
+    anchors and aliases (no entity-expansion bombs), tags outside the core schema (no object
+    construction), nesting deeper than ``MAX_DEPTH`` and more than ``MAX_NODES`` values."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import (
+        AliasEvent,
+        CollectionEndEvent,
+        CollectionStartEvent,
+        MappingStartEvent,
+        NodeEvent,
+        ScalarEvent,
+    )
+
+    # One frame per open collection: [is_mapping, next node is a key, current key or index].
+    stack: list[list[Any]] = []
+
+    def path() -> str:
+        parts = [str(frame[2]) for frame in stack if frame[2] is not None]
+        return ".".join(parts) if parts else "(file)"
+
+    def problem(event: Any, message: str, hint: str) -> AnswersError:
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        return AnswersError(
+            [FieldProblem(key=path(), message=message, source=source, line=line)], hint=hint
+        )
+
+    def finished() -> None:
+        # A finished node in a mapping flips it between key and value position.
+        if stack and stack[-1][0]:
+            stack[-1][1] = not stack[-1][1]
+
+    nodes = 0
+    no_refs = "write each answer out in full; answers files take no anchors or aliases"
+    for event in YAML(typ="rt", pure=True).parse(io.StringIO(text)):
+        if isinstance(event, CollectionEndEvent):
+            stack.pop()
+            finished()
+            continue
+        if not isinstance(event, NodeEvent):
+            continue
+        if stack:
+            frame = stack[-1]
+            if not frame[0]:
+                frame[2] = 0 if frame[2] is None else frame[2] + 1
+            elif frame[1] and isinstance(event, ScalarEvent):
+                frame[2] = event.value
+        if isinstance(event, AliasEvent):
+            raise problem(event, f"alias *{event.anchor} is not allowed", no_refs)
+        nodes += 1
+        if event.anchor is not None:
+            raise problem(event, f"anchor &{event.anchor} is not allowed", no_refs)
+        tag = getattr(event, "tag", None)
+        if tag is not None and str(tag) not in _ALLOWED_TAGS:
+            raise problem(
+                event,
+                f"tag {tag} is not allowed",
+                "remove the tag; answers are plain strings, numbers, booleans, lists and mappings",
+            )
+        if nodes > MAX_NODES:
+            raise problem(event, f"more than {MAX_NODES} values", "answers files are small")
+        if isinstance(event, CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                raise problem(
+                    event,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "an answers file is a flat mapping with scale_requirements one level down",
+                )
+            stack.append([isinstance(event, MappingStartEvent), True, None])
+            continue
+        finished()
+
+
+def _check_tree(node: Any, prefix: Path_, source: str, line: int | None) -> None:
+    """Every key a string, every string free of control characters and of bounded length."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def where(key: Any) -> int | None:
+        lc = getattr(node, "lc", None)
+        if lc is not None and lc.data and key in lc.data:
+            return int(lc.data[key][0]) + 1
+        return line
+
+    def fail(path: Path_, message: str, at: int | None) -> AnswersError:
+        key = ".".join(path) if path else "(file)"
+        return AnswersError([FieldProblem(key=key, message=message, source=source, line=at)])
+
+    if isinstance(node, CommentedMap | dict):
+        for key, value in node.items():
+            at = where(key)
+            if not isinstance(key, str):
+                raise fail(prefix, f"key {_show(key)} is not a string; keys are question names", at)
+            path = (*prefix, key)
+            bad = _control_problem(key)
+            if bad or len(key) > 200:
+                shown = ".".join((*prefix, _show(key)))
+                raise AnswersError(
+                    [FieldProblem(key=shown, message=bad or "key too long", source=source, line=at)]
+                )
+            _check_tree(value, path, source, at)
+    elif isinstance(node, CommentedSeq | list):
+        for index, item in enumerate(node):
+            at = line
+            lc = getattr(node, "lc", None)
+            if lc is not None and lc.data and index in lc.data:
+                at = int(lc.data[index][0]) + 1
+            _check_tree(item, (*prefix, str(index)), source, at)
+    elif isinstance(node, str):
+        check_string(node, prefix, source, line)
+
+
+def check_string(value: str, path: Path_, source: str | None, line: int | None = None) -> None:
+    """Refuse control characters and overlong strings in any answer, naming the key."""
+    key = ".".join(path) if path else "(value)"
+    bad = _control_problem(value)
+    if bad is None and len(value) > MAX_STRING_CHARS:
+        bad = f"is {len(value)} characters long; answers are at most {MAX_STRING_CHARS}"
+    if bad is not None:
+        raise AnswersError([FieldProblem(key=key, message=bad, source=source, line=line)])
+
+
 def _record_lines(answers: AnswerSet, node: Any, prefix: Path_, source: str) -> None:
     from ruamel.yaml.comments import CommentedMap
 
@@ -85,38 +226,72 @@ def _record_lines(answers: AnswerSet, node: Any, prefix: Path_, source: str) -> 
         _record_lines(answers, value, path, source)
 
 
+def _read_bounded(path: Path, source: str) -> bytes:
+    """Read at most one byte past the limit, so that /dev/zero or a huge file cannot exhaust
+    memory."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ANSWERS_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"answers file {source} does not exist", hint="check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"answers file {source} is a directory", hint="give a YAML file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read answers file {source}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_ANSWERS_FILE_BYTES:
+        raise UsageError(
+            f"answers file {source} is larger than {MAX_ANSWERS_FILE_BYTES} bytes; "
+            "an answers file is a short list of answers",
+        )
+    return raw
+
+
 def load_answers_file(path: Path, answers: AnswerSet | None = None) -> AnswerSet:
-    """Read a YAML answers file (YAML 1.2: ``no`` stays a string) into an ``AnswerSet``."""
+    """Read a YAML answers file (YAML 1.2: ``no`` stays a string) into an ``AnswerSet``.
+
+    Refused, each with the file and line: non-UTF-8 bytes, NUL and other control characters,
+    anchors and aliases, tags outside the core schema, duplicate keys, non-string keys, deep
+    nesting, more than one document, and files over ``MAX_ANSWERS_FILE_BYTES``.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     answers = answers or AnswerSet()
     source = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"answers file {source} does not exist", hint="check the path") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read answers file {source}: {exc.strerror}") from None
-    if len(raw) > MAX_ANSWERS_FILE_BYTES:
-        raise UsageError(
-            f"answers file {source} is {len(raw)} bytes; answers files are at most "
-            f"{MAX_ANSWERS_FILE_BYTES} bytes",
-        )
+    raw = _read_bounded(path, source)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise AnswersError(
+            [
+                FieldProblem(
+                    key="(file)",
+                    message=f"not UTF-8 text (byte {exc.start})",
+                    source=source,
+                    line=line,
+                )
+            ],
+            hint="save the answers file as UTF-8",
+        ) from None
+    text = text.removeprefix("\ufeff")
+    for number, line_text in enumerate(text.split("\n"), start=1):
+        bad = _control_problem(line_text.rstrip("\r"))
+        if bad is not None:
+            raise AnswersError(
+                [FieldProblem(key="(file)", message=bad, source=source, line=number)]
+            )
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
+        _check_events(text, source)
         doc = yaml.load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        at: int | None = int(mark.line) + 1 if mark is not None else None
         problem = exc.problem or exc.context or "not valid YAML"
         raise AnswersError(
-            [FieldProblem(key="(file)", message=str(problem).strip(), source=source, line=line)],
+            [FieldProblem(key="(file)", message=str(problem).strip(), source=source, line=at)],
             hint="fix the YAML syntax; an answers file is a mapping of question keys to values",
         ) from None
     except YAMLError as exc:
@@ -127,20 +302,28 @@ def load_answers_file(path: Path, answers: AnswerSet | None = None) -> AnswerSet
         return answers
     if not isinstance(doc, Mapping):
         raise AnswersError(
-            [FieldProblem(key="(file)", message="must be a mapping of keys to values", source=source)]
+            [
+                FieldProblem(
+                    key="(file)", message="must be a mapping of keys to values", source=source
+                )
+            ]
         )
+    _check_tree(doc, (), source, None)
     _record_lines(answers, doc, (), source)
     for key, value in _plain(doc).items():
-        if not isinstance(key, str):
-            raise AnswersError(
-                [FieldProblem(key=repr(key), message="keys must be strings", source=source)]
-            )
         answers.data[key] = value
     return answers
 
 
+_KEY_PART = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 def parse_set_option(option: str) -> tuple[Path_, Any]:
-    """Parse ``key.path=value``; the value is read as a YAML 1.2 flow scalar or collection."""
+    """Parse ``key.path=value``; the value is read as a YAML 1.2 flow scalar or collection.
+
+    The same limits as for answers files apply (no anchors, aliases or non-core tags, no control
+    characters); text that is not YAML at all is taken as the string it is.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -148,23 +331,39 @@ def parse_set_option(option: str) -> tuple[Path_, Any]:
     key = key.strip()
     if not sep or not key:
         raise UsageError(
-            f"--set {option!r}: expected KEY=VALUE",
+            f"--set {_show(option)}: expected KEY=VALUE",
             hint="for example --set scale_requirements.latency_ms=30",
         )
     parts = tuple(key.split("."))
-    if any(not p for p in parts):
-        raise UsageError(f"--set {option!r}: {key!r} is not a dotted key path")
+    if any(not _KEY_PART.match(p) for p in parts):
+        raise UsageError(
+            f"--set {_show(option)}: {_show(key)} is not a question key",
+            hint="keys are dotted question names such as scale_requirements.rps; "
+            "see docs/questions.md",
+        )
+    check_string(raw_value, parts, "--set")
     if raw_value.strip() == "":
         return parts, ""
-    yaml = YAML(typ="safe", pure=True)
+    try:
+        _check_events(raw_value, "--set")
+    except AnswersError as exc:
+        problem = exc.problems[0]
+        raise AnswersError(
+            [FieldProblem(key=key, message=problem.message, source="--set")], hint=exc.hint
+        ) from None
+    except YAMLError:
+        return parts, raw_value  # not YAML: take the text as it is
+    yaml = YAML(typ="rt", pure=True)
+    yaml.allow_duplicate_keys = False
     try:
         value = yaml.load(raw_value)
     except YAMLError:
-        value = raw_value  # not YAML: take the text as it is
+        return parts, raw_value
     if isinstance(value, dict | list):
+        _check_tree(value, parts, "--set", None)
         return parts, _plain(value)
     if isinstance(value, str | int | float | bool) or value is None:
-        return parts, value
+        return parts, _plain(value)
     return parts, raw_value
 
 
