@@ -96,5 +96,12 @@ class GenerationError(MlopsctlError):
     exit_code = ExitCode.USAGE
 
 
+class Interrupted(MlopsctlError):
+    """SIGINT or SIGTERM arrived while output was being moved into place; the move was
+    completed first, so the message says what is now on disk."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class DestinationError(UsageError):
     """The destination cannot take a generated repository."""

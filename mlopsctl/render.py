@@ -8,9 +8,12 @@ it was.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import signal
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +24,7 @@ from typing import Any
 
 from mlopsctl import __version__
 from mlopsctl.design import TIER_COMMAND, StackDesign
-from mlopsctl.errors import DestinationError, GenerationError
+from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_value, yaml_value
 
 TEMPLATE_VERSION = "1"
@@ -171,84 +174,372 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
     )
 
 
+# In-process rendering. Copier's own run (``render_to``) spends most of its time importing
+# copier and its prompt toolkit, compiling every template again and starting one ``git config``
+# process per file. ``_render_fast`` renders the same template with Jinja directly, following
+# copier's rules for the subset of copier features the template uses (``_subdirectory``,
+# ``_templates_suffix``, ``_envops``, conditional file and folder names, file modes), with
+# compiled templates kept for the life of the process. A template that uses anything else (a
+# question, ``_exclude``, an answers file, a copier-only filter or variable) is rendered by
+# copier itself. tests/test_determinism.py checks that both give identical trees.
+_FAST_CONFIG_KEYS = frozenset({"_subdirectory", "_templates_suffix", "_envops"})
+_COPIER_ANSWERS_FILE = ".copier-answers.yml"
+
+
+class _NeedsCopier(Exception):
+    """The template uses a copier feature the in-process renderer does not follow."""
+
+
+@dataclass(frozen=True)
+class _FastTemplate:
+    root: Path  # the template (where copier.yml is)
+    copy_root: Path  # root / _subdirectory
+    suffix: str
+    env: Any  # jinja2.sandbox.SandboxedEnvironment, as copier uses
+
+
+@lru_cache(maxsize=4)
+def _fast_template(root: Path) -> _FastTemplate | None:
+    import yaml
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict) or set(config) - _FAST_CONFIG_KEYS:
+        return None
+    subdirectory = config.get("_subdirectory")
+    suffix = config.get("_templates_suffix", ".jinja")
+    envops = dict(config.get("_envops") or {})
+    if not isinstance(subdirectory, str) or Path(subdirectory) == Path():
+        return None  # copier's default exclusions would apply
+    if not isinstance(suffix, str) or not suffix.startswith(".") or suffix.count(".") != 1:
+        return None
+    # Only StrictUndefined: a copier-only variable must fail here, never render as "".
+    if envops.pop("undefined", None) != "jinja2.StrictUndefined":
+        return None
+    envops.setdefault("keep_trailing_newline", True)
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(root)), undefined=StrictUndefined, auto_reload=False, **envops
+    )
+    return _FastTemplate(root, root / subdirectory, suffix, env)
+
+
+def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:
+    if "{" not in part:
+        return part
+    rendered: str = tpl.env.from_string(part).render(**data)
+    if rendered and (rendered in {".", "..", _COPIER_ANSWERS_FILE} or "/" in rendered):
+        raise _NeedsCopier(f"path part {part!r} renders to {rendered!r}")
+    return rendered
+
+
+def _write_new(path: Path, content: bytes, mode: int) -> None:
+    """Create ``path`` (never following or replacing anything) with ``content`` and ``mode``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list[str]:
+    """Render ``tpl`` into the new directory ``target`` as copier would; return the files."""
+    from jinja2 import TemplateError
+
+    files: list[str] = []
+    os.mkdir(target)
+    try:
+        pending = [Path()]
+        while pending:
+            rel_dir = pending.pop()
+            with os.scandir(tpl.copy_root / rel_dir) as entries:
+                names = sorted((e.name, e.is_symlink(), e.is_dir()) for e in entries)
+            for name, is_link, is_dir in names:
+                src_rel = rel_dir / name
+                if is_link:
+                    raise _NeedsCopier(f"{src_rel} is a symlink")
+                is_template = name.endswith(tpl.suffix)
+                if not is_template and (tpl.copy_root / f"{src_rel}{tpl.suffix}").exists():
+                    continue  # copier renders the templated sibling instead
+                out_rel = src_rel.with_suffix("") if is_template else src_rel
+                parts = [_render_part(tpl, part, data) for part in out_rel.parts]
+                if not all(parts):
+                    continue  # a conditional name rendered empty: skip it and what is below
+                dst_rel = Path(*parts)
+                if not is_template and (tpl.root / f"{dst_rel}{tpl.suffix}").exists():
+                    continue  # copier's own rule for a plain file shadowed by a template
+                dst = target / dst_rel
+                if is_dir:
+                    dst.mkdir(parents=True, exist_ok=True)
+                    pending.append(src_rel)
+                    continue
+                src = tpl.copy_root / src_rel
+                if is_template:
+                    name_in_root = (src.relative_to(tpl.root)).as_posix()
+                    content = tpl.env.get_template(name_in_root).render(**data).encode()
+                else:
+                    content = src.read_bytes()
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                _write_new(dst, content, stat.S_IMODE(src.stat().st_mode))
+                files.append(dst_rel.as_posix())
+    except TemplateError as exc:
+        raise _NeedsCopier(str(exc)) from exc
+    return sorted(files)
+
+
+def _render_into(design: StackDesign, target: Path) -> list[str]:
+    """Render into the new directory ``target``: in-process when the template allows it, else
+    by copier."""
+    tpl = _fast_template(template_dir())
+    if tpl is not None:
+        try:
+            return _render_fast(tpl, context(design), target)
+        except _NeedsCopier:
+            shutil.rmtree(target, ignore_errors=True)
+    return render_to(design, target)
+
+
+# ---- Atomic output ----------------------------------------------------------------------------
+
+
+class _Held:
+    """SIGINT and SIGTERM received during critical sections, and whether the tree is in place."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.committed = False
+
+
 @contextmanager
-def _staging(parent: Path) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
+def _signals_held(held: _Held) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the tree is swapped in or cleaned up, so that neither a
+    commit, a rollback nor the removal of the working directory is ever cut in half. Outside
+    the main thread Python delivers no signals, so there is nothing to hold."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        held.signals.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _staging(parent: Path, held: _Held) -> Iterator[Path]:
+    """A private directory beside the destination (same filesystem, so renames are atomic),
+    removed whatever happens."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
+    except OSError as exc:
+        raise _os_error(exc, parent, "cannot create a working directory in") from None
     try:
         yield tmp
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with _signals_held(held):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _os_error(exc: OSError, path: Path, doing: str) -> GenerationError:
+    reason = exc.strerror or str(exc)
+    hint = "check the permissions of the destination and its parent directory"
+    if exc.errno == errno.ENOSPC:
+        hint = "free some disk space and run the command again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "choose a destination you can write to, or fix the permissions"
+    return GenerationError(f"{doing} {path} failed: {reason}; nothing was changed", hint=hint)
+
+
+def _resolve_destination(destination: Path) -> Path:
+    """Absolute, with symlinks in the parent resolved; the last component is left as given so
+    that a destination which is itself a symlink is seen (and refused)."""
+    path = destination.absolute()
+    if path.name in {"", ".", ".."}:
+        return path.resolve()
+    return path.parent.resolve() / path.name
 
 
 def generate(design: StackDesign, destination: Path, *, force: bool = False) -> GenerationResult:
     """Generate the repository at ``destination``, all or nothing.
 
-    A missing or empty destination receives the whole tree by one rename. A non-empty destination
-    is refused unless ``force``; with ``force`` generated files are swapped in one by one, the
-    originals kept aside and put back if anything fails, and no other file is touched.
+    A missing destination receives the whole tree by one rename (missing parent directories
+    included); an empty one receives its top-level entries. A non-empty destination is refused
+    unless ``force``; with ``force`` generated files are swapped in one by one, the originals
+    kept aside and put back if anything fails, and no other file is touched. Nothing is written
+    outside the destination but a temporary directory beside it, removed before returning; a
+    destination that is a symlink, or a generated path through a symlink, is refused. A Ctrl-C
+    or SIGTERM during rendering leaves the destination as it was; one that arrives while the
+    tree is being moved into place is acted on once the move is complete (``Interrupted``).
     """
-    destination = destination.absolute()
+    destination = _resolve_destination(destination)
+    if destination.is_symlink():
+        raise DestinationError(
+            f"{destination} is a symbolic link",
+            hint=f"give the directory it points to ({destination.resolve()}) instead",
+        )
     if destination.exists() and not destination.is_dir():
         raise DestinationError(f"{destination} exists and is not a directory")
-    existing = destination.is_dir() and any(destination.iterdir())
+    is_dir = destination.is_dir()
+    existing = is_dir and any(destination.iterdir())
     if existing and not force:
         raise DestinationError(
             f"{destination} is not empty",
             hint="choose a new directory, or pass --force to write the generated files into it "
             "(other files are left alone; mlopsctl update is the way to regenerate a project)",
         )
-    parent = destination.parent
+    # The nearest existing ancestor holds the working directory; missing parents are created
+    # inside it and moved into place together with the tree.
+    anchor = destination.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise DestinationError(f"{anchor} is not a directory")
+    held = _Held()
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GenerationError(f"cannot create {parent}: {exc.strerror}") from None
-    try:
-        with _staging(parent) as tmp:
+        with _staging(anchor, held) as tmp:
             stage = tmp / "out"
-            files = render_to(design, stage)
-            if not existing:
-                if destination.is_dir():
-                    destination.rmdir()
-                os.rename(stage, destination)
+            files = _render_into(design, stage)
+            if existing:
+                _swap_in(stage, destination, files, tmp, held)
+            elif is_dir:
+                _move_entries(stage, destination, held)
             else:
-                _swap_in(stage, destination, files)
+                _move_in(stage, destination, anchor, tmp, held)
     except OSError as exc:
-        raise GenerationError(
-            f"writing {destination} failed: {exc.strerror or exc}; nothing was changed",
-            hint="check free disk space and permissions of the destination's parent",
-        ) from None
+        raise _os_error(exc, destination, "writing") from None
+    finally:
+        if held.signals and not held.committed:
+            signal.raise_signal(held.signals[0])
+    if held.signals:
+        raise Interrupted(
+            f"interrupted while the repository was being moved into {destination}; "
+            f"that step was completed, so the {len(files)} generated files are all in place",
+            hint="check the repository, or remove it and run the command again",
+        )
     return GenerationResult(destination=destination, files=tuple(files))
 
 
-def _swap_in(stage: Path, destination: Path, files: list[str]) -> None:
-    backup = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=destination.parent))
+def _move_in(stage: Path, destination: Path, anchor: Path, tmp: Path, held: _Held) -> None:
+    """One rename puts the tree (and any missing parents) in place."""
+    missing = destination.relative_to(anchor).parts
+    with _signals_held(held):
+        if len(missing) == 1:
+            os.rename(stage, destination)
+        else:
+            holder = tmp / "parents"
+            nested = holder.joinpath(*missing)
+            nested.parent.mkdir(parents=True)
+            os.rename(stage, nested)
+            os.rename(holder / missing[0], anchor / missing[0])
+        held.committed = True
+
+
+def _move_entries(stage: Path, destination: Path, held: _Held) -> None:
+    """Fill an empty existing directory (often the working directory, which must stay the same
+    directory) by moving each top-level entry; on failure the moved ones go back."""
+    moved: list[str] = []
+    with _signals_held(held):
+        try:
+            for name in sorted(os.listdir(stage)):
+                os.rename(stage / name, destination / name)
+                moved.append(name)
+        except BaseException:
+            for name in reversed(moved):
+                os.rename(destination / name, stage / name)
+            raise
+        held.committed = True
+
+
+def _check_targets(destination: Path, files: list[str]) -> None:
+    """Before anything is written: no generated path may go through a symlink or replace a
+    directory, so that every write stays inside ``destination``."""
+    for rel in files:
+        node = destination
+        parts = Path(rel).parts
+        for i, part in enumerate(parts):
+            node = node / part
+            last = i == len(parts) - 1
+            if node.is_symlink() and not last:
+                raise DestinationError(
+                    f"{node} is a symbolic link; a generated file would be written through it",
+                    hint="remove the link or generate into a new directory",
+                )
+            if not node.exists() and not node.is_symlink():
+                break
+            if not last and not node.is_dir():
+                raise DestinationError(f"{node} is a file; generated files go below it")
+            if last and node.is_dir() and not node.is_symlink():
+                raise DestinationError(f"{node} is a directory; a generated file goes there")
+
+
+def _swap_in(stage: Path, destination: Path, files: list[str], tmp: Path, held: _Held) -> None:
+    """Replace generated files in an existing tree one by one, with a rollback journal."""
+    _check_targets(destination, files)
+    backup = tmp / "backup"
     replaced: list[str] = []
     created: list[Path] = []
     created_dirs: list[Path] = []
-    try:
-        for rel in files:
-            target = destination / rel
-            for parent in reversed(target.relative_to(destination).parents):
-                d = destination / parent
-                if not d.exists():
-                    d.mkdir()
-                    created_dirs.append(d)
-            if target.exists() or target.is_symlink():
-                if target.is_dir() and not target.is_symlink():
-                    raise DestinationError(f"{target} is a directory; a generated file goes there")
-                (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(target, backup / rel)
-                replaced.append(rel)
-            else:
-                created.append(target)
-            os.replace(stage / rel, target)
-    except BaseException:
-        for path in created:
+    with _signals_held(held):
+        try:
+            backup.mkdir()
+            for rel in files:
+                target = destination / rel
+                for parent in reversed(Path(rel).parents):
+                    d = destination / parent
+                    if not d.exists():
+                        d.mkdir()
+                        created_dirs.append(d)
+                if target.exists() or target.is_symlink():
+                    (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(target, backup / rel)
+                    replaced.append(rel)
+                else:
+                    created.append(target)
+                os.replace(stage / rel, target)
+        except BaseException:
+            _roll_back(destination, backup, replaced, created, created_dirs)
+            raise
+        held.committed = True
+
+
+def _roll_back(
+    destination: Path,
+    backup: Path,
+    replaced: list[str],
+    created: list[Path],
+    created_dirs: list[Path],
+) -> None:
+    failed: list[str] = []
+    for path in created:
+        try:
             path.unlink(missing_ok=True)
-        for rel in replaced:
+        except OSError:
+            failed.append(str(path))
+    for rel in replaced:
+        try:
             os.replace(backup / rel, destination / rel)
-        for d in reversed(created_dirs):
-            shutil.rmtree(d, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(backup, ignore_errors=True)
+        except OSError:
+            failed.append(str(destination / rel))
+    for d in reversed(created_dirs):
+        try:
+            d.rmdir()
+        except OSError:
+            failed.append(str(d))
+    if failed:
+        # Keep the originals: move the journal next to the destination, never delete it.
+        keep = Path(tempfile.mkdtemp(prefix=".mlopsctl-backup-", dir=destination.parent))
+        os.replace(backup, keep / "backup")
+        raise GenerationError(
+            "could not restore " + ", ".join(failed[:5]),
+            hint=f"the original files are kept in {keep / 'backup'}",
+        )
