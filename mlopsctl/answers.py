@@ -82,8 +82,9 @@ _ALLOWED_TAGS = frozenset(
 MAX_DEPTH = 8  # the deepest valid answer is two levels down (scale_requirements.rps)
 MAX_NODES = 10_000
 MAX_STRING_CHARS = 4096
-# C0 and C1 control characters other than tab and newline; NUL among them.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters other than tab and newline, NUL among them, and surrogates (what
+# undecodable bytes in a command-line argument become).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _control_problem(text: str) -> str | None:

@@ -2,12 +2,15 @@
 
 ``yaml_value`` emits a value with PyYAML's own emitter (strings always double-quoted, so ``no``,
 ``123``, ``{{`` and newlines stay the strings they are; characters outside the basic plane are
-escaped as ``\\U`` sequences, which every YAML reader decodes back). ``json_value`` emits JSON.
+escaped as ``\\U`` sequences, which every YAML reader decodes back). ``json_value`` emits JSON
+that also reads back unchanged as YAML. Templates reach both as ``yv()`` and ``jv()``;
+tests/test_escaping.py fails when a YAML or JSON template interpolates a value any other way.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -41,6 +44,16 @@ def yaml_value(value: Any) -> str:
     return text
 
 
+# Characters JSON carries raw but YAML readers do not take raw in a quoted scalar: DEL and the C1
+# controls, NEL, U+2028/U+2029 (line breaks to YAML 1.1 readers), the BOM, lone surrogates and the
+# BMP noncharacters. Everything else, characters outside the basic plane included, is written as
+# itself: ``\ud83d\ude00`` surrogate-pair escapes (what ``ensure_ascii`` and Jinja's ``tojson``
+# write) turn into two broken characters when a YAML reader reads them.
+_JSON_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
+
+
 def json_value(value: Any) -> str:
-    """A JSON representation of ``value`` (keys sorted, non-ASCII escaped)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+    """A JSON representation of ``value`` (keys sorted) that JSON and YAML readers alike read
+    back as exactly ``value``. NaN and infinities are refused: JSON has no spelling for them."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

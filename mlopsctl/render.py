@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -56,6 +57,20 @@ def versions() -> dict[str, Any]:
     return data
 
 
+_PLAIN_SAFE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_YAML11_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def _answer_scalar(value: Any) -> Any:
+    """Strings that any YAML reader (1.1 or 1.2) reads back as the same string stay plain;
+    every other string is double-quoted."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    if isinstance(value, str) and not (_PLAIN_SAFE.match(value) and value not in _YAML11_WORDS):
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def answers_yaml(design: StackDesign) -> str:
     """The human-editable ``mlopsctl.yaml``: every answer with its help text as a comment."""
     import io
@@ -76,7 +91,7 @@ def answers_yaml(design: StackDesign) -> str:
                     sub[sub_name] = value[sub_name]
                     sub.yaml_add_eol_comment(sub_info.description or "", sub_name)
             value = sub
-        root[name] = value
+        root[name] = _answer_scalar(value)
         root.yaml_set_comment_before_after_key(name, before=info.description, indent=0)
     yaml = YAML()
     yaml.width = 100

@@ -58,6 +58,12 @@ MaturityLevel = Literal[0, 1, 2]
 # component name: 63 - 16 - 7 - 4 (safety margin) = 36.
 PROJECT_NAME_MAX = 36
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DESCRIPTION_MAX = 200
+# Control characters (C0, DEL, C1), surrogates, line and paragraph separators, and the bidi
+# embedding/override/isolate controls that can make text read differently from what it is.
+_NOT_ONE_LINE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _q(
@@ -128,6 +134,14 @@ class Requirements(BaseModel):
         question="Project name",
         required=True,
         default="mlops-demo",
+    )
+    description: str = _q(
+        "One line saying what the model is for; it lands verbatim in the Kubernetes "
+        f"annotations and the dashboard. At most {DESCRIPTION_MAX} characters, no control "
+        "characters or line breaks.",
+        "Scores card transactions for fraud",
+        question="Short description",
+        default="",
     )
     model_type: ModelType = _q(
         "What the model does.",
@@ -243,6 +257,21 @@ class Requirements(BaseModel):
                 f"{value!r} is not a valid name: use a DNS-1035 label of at most "
                 f"{PROJECT_NAME_MAX} characters (lowercase letters, digits and '-', starting with "
                 "a letter and ending with a letter or digit), e.g. 'fraud-detection'"
+            )
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if len(value) > DESCRIPTION_MAX:
+            raise ValueError(
+                f"is {len(value)} characters long; a description is at most {DESCRIPTION_MAX}"
+            )
+        bad = _NOT_ONE_LINE.search(value)
+        if bad is not None:
+            raise ValueError(
+                f"contains the control character U+{ord(bad.group()):04X}; "
+                "a description is one line of plain text"
             )
         return value
 
