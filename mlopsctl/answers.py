@@ -112,7 +112,7 @@ def _check_events(text: str, source: str) -> None:
     stack: list[list[Any]] = []
 
     def path() -> str:
-        parts = [str(frame[2]) for frame in stack if frame[2] is not None]
+        parts = [str(frame[2]) for frame in stack if frame[2] not in (None, "")]
         return ".".join(parts) if parts else "(file)"
 
     def problem(event: Any, message: str, hint: str) -> AnswersError:
@@ -361,11 +361,21 @@ def parse_set_option(option: str) -> tuple[Path_, Any]:
     except YAMLError:
         return parts, raw_value
     if isinstance(value, dict | list):
+        if _has_non_string_key(value):
+            return parts, raw_value  # e.g. "{{ x }}": text, not a mapping keyed by a mapping
         _check_tree(value, parts, "--set", None)
         return parts, _plain(value)
     if isinstance(value, str | int | float | bool) or value is None:
         return parts, _plain(value)
     return parts, raw_value
+
+
+def _has_non_string_key(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(not isinstance(k, str) or _has_non_string_key(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_non_string_key(v) for v in node)
+    return False
 
 
 def apply_sets(answers: AnswerSet, options: list[str]) -> AnswerSet:

@@ -26,13 +26,82 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 # Fragments that break naive interpolation: YAML 1.1 booleans and nulls, numbers, Jinja and YAML
 # syntax, line breaks of every kind, quotes, escapes, non-BMP and invisible characters.
 NASTY = [
-    "no", "No", "y", "n", "on", "off", "yes", "~", "null", "1e3", "0x10", "0o7", "012", "1_000",
-    ".inf", "-.nan", "2024-01-01", "{{", "}}", "{%", "%}", "{#", ": ", "- ", "? ", "#", "&a",
-    "*a", "!!python/object:os.system", "!tag", "\n", "\r\n", "\r", "\t", "'", '"', "\\", "\\n",
-    "\\u0041", "😀", "👩\u200d💻", "\U0010ffff", "\U0001d54f", "\x00", "\x07", "\x1b[31m", "\x7f",
-    "\x85", "\x9f", "\u2028", "\u2029", "\ufeff", "\ufffe", "\uffff", "\u202e", "\xa0", "---",
-    "...", "|", ">-", "@", "`", "%", " ", "  ", "[", "]", "{", "}", ",", "<<", "=", "../",
-    "/etc/passwd", "$(rm -rf /)", "${HOME}",
+    "no",
+    "No",
+    "y",
+    "n",
+    "on",
+    "off",
+    "yes",
+    "~",
+    "null",
+    "1e3",
+    "0x10",
+    "0o7",
+    "012",
+    "1_000",
+    ".inf",
+    "-.nan",
+    "2024-01-01",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    ": ",
+    "- ",
+    "? ",
+    "#",
+    "&a",
+    "*a",
+    "!!python/object:os.system",
+    "!tag",
+    "\n",
+    "\r\n",
+    "\r",
+    "\t",
+    "'",
+    '"',
+    "\\",
+    "\\n",
+    "\\u0041",
+    "😀",
+    "👩\u200d💻",
+    "\U0010ffff",
+    "\U0001d54f",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\ufffe",
+    "\uffff",
+    "\u202e",
+    "\xa0",
+    "---",
+    "...",
+    "|",
+    ">-",
+    "@",
+    "`",
+    "%",
+    " ",
+    "  ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "<<",
+    "=",
+    "../",
+    "/etc/passwd",
+    "$(rm -rf /)",
+    "${HOME}",
 ]
 # Every code point a Python str from UTF-8 input can hold (surrogates cannot be encoded).
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -191,9 +260,9 @@ def bypasses(source: str) -> list[str]:
     """Expressions and statements in a YAML/JSON template that do not go through yv()/jv()."""
     stripped = _COMMENT.sub("", _RAW.sub("", source))
     expressions = [m.group(1) for m in _EXPR.finditer(stripped)]
-    if len(expressions) == 1 and stripped.strip() == "{{ " + expressions[0].strip() + " }}":
-        if expressions[0].strip() in WHOLE_DOCUMENTS:
-            return []
+    whole = len(expressions) == 1 and stripped.strip() == "{{ " + expressions[0].strip() + " }}"
+    if whole and expressions[0].strip() in WHOLE_DOCUMENTS:
+        return []
     bad = [f"{{{{{e}}}}}" for e in expressions if not _is_one_call(e)]
     bad += [
         f"{{% {m.group(1)} %}}"
@@ -231,7 +300,7 @@ def test_yaml_and_json_templates_interpolate_only_through_yv_and_jv(path: Path) 
     [
         ("name: {{ yv(req.project_name) }}\n", True),
         ("name: {{- yv(req.project_name ~ '-x') -}}\n", True),
-        ('expr: rate(x{job={{ yv(a) }}}[5m])\n', True),
+        ("expr: rate(x{job={{ yv(a) }}}[5m])\n", True),
         ('summary: {% raw %}"{{ $value }}"{% endraw %}\n', True),
         ("{# {{ not output }} #}\nname: {{ jv(a) }}\n", True),
         ("{{ answers_yaml }}", True),
