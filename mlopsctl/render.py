@@ -357,7 +357,7 @@ def _staging(parent: Path, held: _Held) -> Iterator[Path]:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
     except OSError as exc:
-        raise _os_error(exc, parent, "cannot create a working directory in") from None
+        raise _os_error(exc, parent, "creating a working directory in") from None
     try:
         yield tmp
     finally:

@@ -1,0 +1,444 @@
+"""Failures and signals at every step of generation leave the destination exactly as it was.
+
+A fault is injected at the N-th call of a filesystem write primitive, for every N until a run
+completes; signals are sent at the N-th call the same way, in-process and in a real process.
+Nothing is ever written outside the destination, whatever the path looks like.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from mlopsctl.api import assess, load_requirements
+from mlopsctl.cli.app import app
+from mlopsctl.design import StackDesign
+from mlopsctl.errors import DestinationError, GenerationError
+from mlopsctl.render import generate
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+from test_hostile import leftovers, snapshot  # noqa: E402
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+PRIMITIVES = ("open", "write", "fchmod", "chmod", "mkdir", "rename", "replace", "symlink")
+
+
+class Injector:
+    """Counts calls of the write primitives; at call ``at`` runs ``action`` (raise or signal)."""
+
+    def __init__(self, at: int, action: Callable[[str], None]) -> None:
+        self.at = at
+        self.action = action
+        self.calls = 0
+        self.fired = False
+
+    def tick(self, name: str) -> None:
+        self.calls += 1
+        if self.calls == self.at:
+            self.fired = True
+            self.action(name)
+
+
+def raising(err: int) -> Callable[[str], None]:
+    def action(name: str) -> None:
+        raise OSError(err, os.strerror(err), f"<injected at {name}>")
+
+    return action
+
+
+def signalling(sig: int) -> Callable[[str], None]:
+    def action(name: str) -> None:
+        os.kill(os.getpid(), sig)
+
+    return action
+
+
+@contextmanager
+def injected(injector: Injector) -> Iterator[Injector]:
+    """Wrap os.open (for writing), os.write, os.fchmod, os.chmod, os.mkdir, os.rename,
+    os.replace, os.symlink and builtins.open (for writing)."""
+    saved: dict[str, Any] = {name: getattr(os, name) for name in PRIMITIVES}
+    saved_open = builtins.open
+
+    def wrap(name: str) -> Callable[..., Any]:
+        real = saved[name]
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if name != "open" or (len(args) > 1 and args[1] & _WRITE_FLAGS):
+                injector.tick(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    def wrapped_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if any(c in mode for c in "wax+"):
+            injector.tick("builtins.open")
+        return saved_open(file, mode, *args, **kwargs)
+
+    try:
+        for name in PRIMITIVES:
+            setattr(os, name, wrap(name))
+        builtins.open = wrapped_open
+        yield injector
+    finally:
+        for name, real in saved.items():
+            setattr(os, name, real)
+        builtins.open = saved_open
+
+
+@pytest.fixture(scope="module")
+def design() -> StackDesign:
+    return assess(load_requirements({"project_name": "faulty"}, defaults=True))
+
+
+def _reference(design: StackDesign, tmp: Path) -> dict[str, Any]:
+    ref = tmp / "reference"
+    generate(design, ref)
+    out = snapshot(ref)
+    shutil.rmtree(ref)
+    out.pop("")
+    return out
+
+
+def _scenario(kind: str, root: Path) -> Path:
+    """The destination for one starting state; returns its path."""
+    if kind == "missing":
+        return root / "dest"
+    if kind == "missing-parents":
+        return root / "a" / "b" / "dest"
+    dest = root / "dest"
+    dest.mkdir()
+    if kind == "non-empty":
+        (dest / "keep.txt").write_text("mine\n")
+        (dest / "README.md").write_text("my readme\n")
+        (dest / "k8s").mkdir()
+        (dest / "k8s" / "notes.txt").write_text("mine too\n")
+    return dest
+
+
+SCENARIOS = [
+    "missing",
+    "missing-parents",
+    pytest.param("empty", marks=pytest.mark.slow),
+    pytest.param("non-empty", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("kind", SCENARIOS)
+def test_a_failure_at_every_write_leaves_the_destination_as_it_was(
+    kind: str, design: StackDesign, tmp_path: Path
+) -> None:
+    expected = _reference(design, tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    outcomes = {"refused": 0}
+    n = 0
+    while True:
+        n += 1
+        dest = _scenario(kind, root)
+        before = snapshot(root)
+        failed = False
+        with injected(Injector(n, raising(errno.EIO))) as inj:
+            try:
+                generate(design, dest, force=True)
+            except GenerationError as exc:
+                assert "nothing was changed" in exc.message
+                failed = True
+        if not inj.fired:
+            break
+        assert _leftovers_below(root) == [], f"call {n} ({kind})"
+        if failed:
+            assert snapshot(root) == before, f"call {n} ({kind})"
+            outcomes["refused"] += 1
+        else:  # the failing call was one whose work was already done (mkdir of an existing dir)
+            _assert_complete(dest, expected)
+        _reset(root)
+    # The run that got past every injection point produced the whole tree.
+    _assert_complete(dest, expected)
+    assert outcomes["refused"] > 20, "the injector saw too few writes to mean anything"
+
+
+def _assert_complete(dest: Path, expected: dict[str, Any]) -> None:
+    got = snapshot(dest)
+    for rel, entry in expected.items():
+        assert got[rel] == entry, rel
+
+
+def _leftovers_below(root: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob(".mlopsctl-*"))
+
+
+def _reset(root: Path) -> None:
+    for child in root.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def test_one_signal_in_process_leaves_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    with injected(Injector(8, signalling(signal.SIGINT))):
+        result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 130 and "nothing was written" in result.output
+    assert not dest.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("err", "words", "hint"),
+    [
+        (errno.ENOSPC, "No space left on device", "free some disk space"),
+        (errno.EACCES, "Permission denied", "write to"),
+        (errno.EROFS, "Read-only file system", "write to"),
+    ],
+)
+def test_disk_full_and_permission_errors_are_explained(
+    err: int, words: str, hint: str, tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    with injected(Injector(5, raising(err))):
+        result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 2
+    assert words in result.output and hint in result.output
+    assert "nothing was changed" in result.output
+    assert "Traceback" not in result.output
+    assert not dest.exists() and leftovers(tmp_path) == []
+
+
+# ---- Signals --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("kind", ["missing", "non-empty"])
+def test_a_signal_at_every_write_leaves_the_destination_whole_or_untouched(
+    sig: int, kind: str, design: StackDesign, tmp_path: Path
+) -> None:
+    expected = _reference(design, tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    outcomes = {"untouched": 0, "complete": 0}
+    n = 0
+    while True:
+        n += 1
+        dest = _scenario(kind, root)
+        before = snapshot(root)
+        args = ["init", str(dest), "--force", "--defaults", "--set", "project_name=faulty"]
+        with injected(Injector(n, signalling(sig))) as inj:
+            result = CliRunner().invoke(app, args)
+        if not inj.fired:
+            assert result.exit_code == 0
+            break
+        assert result.exit_code == 130, (n, result.output)
+        assert "Traceback" not in result.output
+        assert _leftovers_below(root) == []
+        if snapshot(root) == before:
+            assert "nothing was written" in result.output
+            outcomes["untouched"] += 1
+        else:
+            # The signal came while the tree was being moved in: the move was finished first.
+            assert "all in place" in result.output, result.output
+            _assert_complete(dest, expected)
+            outcomes["complete"] += 1
+        _reset(root)
+    assert outcomes["untouched"] > 10
+
+
+_CHILD = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from test_faults import Injector, injected, signalling
+at, sig = int(sys.argv[1]), int(sys.argv[2])
+sys.argv = ["mlopsctl", *sys.argv[3:]]
+from mlopsctl.cli.app import main
+inj = Injector(at, signalling(sig))
+with injected(inj):
+    main()
+"""
+
+
+def _run_child(at: int, sig: int, dest: Path) -> subprocess.CompletedProcess[str]:
+    code = _CHILD.format(tests=str(TESTS))
+    args = ["init", str(dest), "--defaults", "--force", "--set", "project_name=faulty"]
+    return subprocess.run(
+        [sys.executable, "-c", code, str(at), str(sig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_in_a_real_process(sig: int, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    for at in (1, 3, 10, 25, 40, 55):
+        dest = _scenario("non-empty", root)
+        before = snapshot(root)
+        proc = _run_child(at, sig, dest)
+        assert proc.returncode == 130, (at, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert leftovers(root) == []
+        if snapshot(root) != before:
+            assert "all in place" in proc.stderr
+        _reset(root)
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_of_a_real_run(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    cmd = [sys.executable, "-m", "mlopsctl", "init", "--defaults", "--set", "project_name=faulty"]
+    for delay in (0.05, 0.2, 0.4, 0.6, 0.8, 1.0):
+        dest = root / "dest"
+        proc = subprocess.Popen([*cmd, str(dest)], stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert leftovers(root) == []
+        if proc.returncode not in (0, 130):
+            # Interrupted while Python was still importing, before any mlopsctl code ran.
+            assert "KeyboardInterrupt" in err and "mlopsctl/render.py" not in err, err
+            assert not dest.exists()
+            _reset(root)
+            continue
+        assert proc.returncode in (0, 130), err
+        assert "Traceback" not in err
+        if proc.returncode == 130 and "all in place" not in err:
+            assert not dest.exists()
+        _reset(root)
+
+
+# ---- Nothing outside the destination ----------------------------------------------------------
+
+
+def _outside(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "README.md").write_text("not yours\n")
+    (outside / "k8s").mkdir()
+    return outside
+
+
+def test_a_destination_that_is_a_symlink_is_refused(design: StackDesign, tmp_path: Path) -> None:
+    outside = _outside(tmp_path)
+    before = snapshot(tmp_path)
+    (tmp_path / "link").symlink_to(outside, target_is_directory=True)
+    before = snapshot(tmp_path)
+    for force in (False, True):
+        with pytest.raises(DestinationError, match="symbolic link"):
+            generate(design, tmp_path / "link", force=force)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    before = snapshot(tmp_path)
+    with pytest.raises(DestinationError, match="symbolic link"):
+        generate(design, tmp_path / "dangling")
+    assert snapshot(tmp_path) == before
+
+
+def test_generated_paths_never_go_through_a_symlink(design: StackDesign, tmp_path: Path) -> None:
+    outside = _outside(tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine\n")
+    (dest / "k8s").symlink_to(outside / "k8s", target_is_directory=True)
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(app, ["init", str(dest), "--force", "--defaults"])
+    assert result.exit_code == 2 and "symbolic link" in result.output
+    assert snapshot(tmp_path) == before
+
+
+def test_a_symlinked_file_is_replaced_not_written_through(
+    design: StackDesign, tmp_path: Path
+) -> None:
+    outside = _outside(tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "README.md").symlink_to(outside / "README.md")
+    before_outside = snapshot(outside)
+    generate(design, dest, force=True)
+    assert snapshot(outside) == before_outside
+    assert not (dest / "README.md").is_symlink()
+    assert "faulty" in (dest / "README.md").read_text()
+
+
+def test_dot_dot_and_absolute_paths_stay_inside(design: StackDesign, tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    before = snapshot(tmp_path)
+    result = generate(design, tmp_path / "x" / ".." / "y")
+    assert result.destination == tmp_path / "y"
+    after = snapshot(tmp_path)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed and all(k == "" or k == "y" or k.startswith("y/") for k in changed), changed
+
+
+def test_a_destination_through_a_symlinked_parent_is_written_where_it_resolves(
+    design: StackDesign, tmp_path: Path
+) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    result = generate(design, tmp_path / "alias" / "proj")
+    assert result.destination == tmp_path / "real" / "proj"
+    assert (tmp_path / "real" / "proj" / "mlopsctl.yaml").is_file()
+
+
+def test_a_file_where_the_destination_should_be_is_refused(
+    design: StackDesign, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("x")
+    before = snapshot(tmp_path)
+    with pytest.raises(DestinationError):
+        generate(design, tmp_path / "f")
+    with pytest.raises(DestinationError):
+        generate(design, tmp_path / "f" / "sub")
+    assert snapshot(tmp_path) == before
+
+
+@contextmanager
+def _read_only(directory: Path) -> Iterator[str]:
+    """Make ``directory`` unwritable for this process; yield the error text expected. Root
+    ignores permission bits, so as root the directory is made immutable instead."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield "Permission denied"
+        finally:
+            directory.chmod(0o755)
+        return
+    subprocess.run(["chattr", "+i", "--", str(directory)], check=True)
+    try:
+        yield "Operation not permitted"
+    finally:
+        subprocess.run(["chattr", "-i", "--", str(directory)], check=True)
+
+
+@pytest.mark.slow
+def test_a_destination_inside_a_read_only_directory(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "ro").mkdir(parents=True)
+    before = snapshot(base)
+    with _read_only(base / "ro") as reason:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlopsctl", "init", str(base / "ro" / "proj"), "--defaults"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert reason in proc.stderr and "nothing was changed" in proc.stderr, proc.stderr
+    assert "write to" in proc.stderr  # the hint
+    assert "Traceback" not in proc.stderr
+    assert snapshot(base) == before
