@@ -18,7 +18,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,7 @@ class _FastTemplate:
     copy_root: Path  # root / _subdirectory
     suffix: str
     env: Any  # jinja2.sandbox.SandboxedEnvironment, as copier uses
+    names: dict[str, Any] = field(default_factory=dict)  # compiled file and folder names
 
 
 @lru_cache(maxsize=4)
@@ -242,7 +243,10 @@ def _fast_template(root: Path) -> _FastTemplate | None:
 def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:
     if "{" not in part:
         return part
-    rendered: str = tpl.env.from_string(part).render(**data)
+    compiled = tpl.names.get(part)
+    if compiled is None:
+        compiled = tpl.names[part] = tpl.env.from_string(part)
+    rendered: str = compiled.render(**data)
     if rendered and (rendered in {".", "..", _COPIER_ANSWERS_FILE} or "/" in rendered):
         raise _NeedsCopier(f"path part {part!r} renders to {rendered!r}")
     return rendered

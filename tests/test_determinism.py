@@ -1,0 +1,152 @@
+"""The same answers give byte-identical output: across runs, destinations, working directories,
+time zones, locales and hash seeds; and the in-process renderer gives exactly what copier gives."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlopsctl.api import assess, load_requirements
+from mlopsctl.render import _fast_template, _render_fast, context, generate, render_to, template_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_hostile import snapshot
+
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {"project_name": "det"},
+    "no-kubernetes": {"project_name": "det", "kubernetes": False, "ci_platform": "gitlab-ci"},
+    "production-batch": {
+        "project_name": "det-batch",
+        "deployment_target": "batch",
+        "governance_level": "production",
+        "scale_requirements": {"data_volume_gb": 500},
+        "regulations": ["gdpr", "hipaa"],
+        "description": "no: {{ x }} 😀",
+    },
+    "high-traffic": {
+        "project_name": "det-hot",
+        "scale_requirements": {"rps": 5000, "latency_ms": 80},
+        "maturity_level": 0,
+        "team_size": 40,
+        "existing_stack": ["mlflow", "kubeflow"],
+    },
+}
+
+
+def _tree(root: Path) -> dict[str, Any]:
+    out = snapshot(root)
+    out.pop("")
+    return out
+
+
+@pytest.mark.parametrize("name", list(ANSWER_SETS))
+def test_two_runs_give_identical_trees(name: str, tmp_path: Path) -> None:
+    design = assess(load_requirements(ANSWER_SETS[name], defaults=True))
+    generate(design, tmp_path / "one")
+    again = assess(load_requirements(ANSWER_SETS[name], defaults=True))
+    generate(again, tmp_path / "deeper" / "path" / "two")
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "deeper" / "path" / "two")
+
+
+@pytest.mark.parametrize("name", list(ANSWER_SETS))
+def test_the_in_process_renderer_matches_copier(name: str, tmp_path: Path) -> None:
+    """Same files, folders, bytes and modes as copier's own run of the template."""
+    design = assess(load_requirements(ANSWER_SETS[name], defaults=True))
+    tpl = _fast_template(template_dir())
+    assert tpl is not None, "the template left the subset the in-process renderer follows"
+    fast = _render_fast(tpl, context(design), tmp_path / "fast")
+    slow = render_to(design, tmp_path / "copier")
+    assert fast == slow
+    assert _tree(tmp_path / "fast") == _tree(tmp_path / "copier")
+
+
+def _cli(dest: Path, cwd: Path, env: dict[str, str]) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlopsctl",
+            "init",
+            str(dest),
+            "--defaults",
+            "--set",
+            "project_name=det",
+            "--set",
+            "description=Ünïcödé 😀",
+        ],
+        cwd=cwd,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _locale(candidates: list[str]) -> str:
+    available = subprocess.run(["locale", "-a"], capture_output=True, text=True, check=False)
+    names = {n.lower().replace("-", "") for n in available.stdout.split()}
+    for candidate in candidates:
+        if candidate.lower().replace("-", "") in names:
+            return candidate
+    return "C"
+
+
+@pytest.mark.slow
+def test_environment_does_not_leak_into_the_output(tmp_path: Path) -> None:
+    (tmp_path / "cwd-a").mkdir()
+    (tmp_path / "cwd-b" / "x").mkdir(parents=True)
+    runs = [
+        (
+            tmp_path / "a",
+            tmp_path / "cwd-a",
+            {"TZ": "UTC", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"},
+        ),
+        (
+            tmp_path / "b" / "c" / "d",
+            tmp_path / "cwd-b" / "x",
+            {
+                "TZ": "Pacific/Kiritimati",
+                "LC_ALL": _locale(["tr_TR.UTF-8", "de_DE.UTF-8"]),
+                "PYTHONHASHSEED": "12345",
+                "LANG": "ja_JP.UTF-8",
+            },
+        ),
+        (
+            tmp_path / "e",
+            tmp_path,
+            {
+                "TZ": "America/St_Johns",
+                "LC_ALL": "C",
+                "PYTHONHASHSEED": "random",
+                "SOURCE_DATE_EPOCH": "0",
+            },
+        ),
+    ]
+    trees = []
+    for dest, cwd, env in runs:
+        _cli(dest, cwd, env)
+        trees.append(_tree(dest))
+    assert trees[0] == trees[1] == trees[2]
+
+
+def test_no_timestamps_and_sorted_machine_files(tmp_path: Path) -> None:
+    design = assess(load_requirements(ANSWER_SETS["production-batch"], defaults=True))
+    generate(design, tmp_path / "out")
+    today = datetime.date.today()
+    stamps = {today.isoformat(), today.strftime("%d/%m/%Y"), today.strftime("%b %d")}
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not any(stamp in text for stamp in stamps), path
+    # Machine-written JSON state is key-sorted, so the same design always gives the same bytes.
+    for path in (tmp_path / "out" / ".mlopsctl").glob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        canonical = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
+        assert text == canonical + "\n", path
