@@ -215,7 +215,7 @@ def test_json_value_never_writes_surrogate_pair_escapes() -> None:
     assert yaml.load(f"v: {json_value('😀')}", Loader=_PyLoader)["v"] == "😀"
 
 
-# ---- No template can bypass yv()/jv() -------------------------------------------------------
+# ---- No template can bypass yv()/jv() ----
 
 _RAW = re.compile(r"{%-?\s*raw\s*-?%}.*?{%-?\s*endraw\s*-?%}", re.S)
 _COMMENT = re.compile(r"{#.*?#}", re.S)

@@ -216,7 +216,7 @@ def test_disk_full_and_permission_errors_are_explained(
     assert not dest.exists() and leftovers(tmp_path) == []
 
 
-# ---- Signals --------------------------------------------------------------------------------
+# ---- Signals ----
 
 
 @pytest.mark.slow
@@ -322,7 +322,7 @@ def test_ctrl_c_at_random_moments_of_a_real_run(tmp_path: Path) -> None:
         _reset(root)
 
 
-# ---- Nothing outside the destination ----------------------------------------------------------
+# ---- Nothing outside the destination ----
 
 
 def _outside(tmp_path: Path) -> Path:

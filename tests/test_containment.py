@@ -1,0 +1,271 @@
+"""What mlopsctl runs and reads stays contained: templates inside the package, no copier
+tasks, migrations or extensions (so never --trust), no shell, and a fast --help that loads
+neither copier nor the templates nor the rules."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mlopsctl
+from mlopsctl.render import template_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(mlopsctl.__file__).resolve().parent
+
+
+def test_the_template_needs_no_trust() -> None:
+    config = yaml.safe_load((template_dir() / "copier.yml").read_text(encoding="utf-8"))
+    for key in ("_tasks", "_migrations", "_jinja_extensions", "_external_data"):
+        assert key not in config, f"copier.yml must not use {key}"
+    questions = [k for k in config if not k.startswith("_")]
+    assert questions == [], "the template asks nothing: mlopsctl passes every value as data"
+
+
+def test_no_template_file_is_a_symlink_or_escapes_the_template() -> None:
+    root = template_dir().resolve()
+    for path in template_dir().rglob("*"):
+        assert not path.is_symlink(), path
+        assert path.resolve().is_relative_to(root)
+
+
+# ---- No shell, user strings after "--" ----
+
+_SPAWNERS = {
+    ("subprocess", "run"),
+    ("subprocess", "Popen"),
+    ("subprocess", "call"),
+    ("subprocess", "check_call"),
+    ("subprocess", "check_output"),
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+    ("os", "system"),
+    ("os", "popen"),
+    ("os", "execv"),
+    ("os", "execvp"),
+    ("os", "execl"),
+    ("os", "execlp"),
+    ("os", "spawnv"),
+    ("os", "spawnl"),
+    ("os", "posix_spawn"),
+    ("os", "posix_spawnp"),
+    ("asyncio", "create_subprocess_shell"),
+    ("asyncio", "create_subprocess_exec"),
+}
+_SHELLS = {
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+    ("os", "system"),
+    ("os", "popen"),
+    ("asyncio", "create_subprocess_shell"),
+}
+
+
+def spawn_problems(source: str, name: str) -> list[str]:
+    """Process launches that go through a shell, take a command string, or put a variable
+    argument before ``--``."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        for kw in node.keywords:
+            if kw.arg == "shell" and not (
+                isinstance(kw.value, ast.Constant) and kw.value.value is False
+            ):
+                problems.append(f"{name}:{node.lineno}: shell=")
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            continue
+        call = (func.value.id, func.attr)
+        if call not in _SPAWNERS:
+            continue
+        if call in _SHELLS:
+            problems.append(f"{name}:{node.lineno}: {'.'.join(call)} runs a shell")
+            continue
+        args = node.args[0] if node.args else None
+        if not isinstance(args, ast.List | ast.Tuple):
+            problems.append(f"{name}:{node.lineno}: the command must be a literal list")
+            continue
+        seen_dashes = False
+        for element in args.elts[1:]:
+            if isinstance(element, ast.Constant):
+                seen_dashes = seen_dashes or element.value == "--"
+            elif not seen_dashes:
+                problems.append(f"{name}:{node.lineno}: a variable argument comes before '--'")
+                break
+    return problems
+
+
+def test_the_package_never_uses_a_shell() -> None:
+    problems: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        problems += spawn_problems(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    assert problems == []
+    # Generated Python (templates) is held to the no-shell rule too.
+    for path in sorted(template_dir().rglob("*.py.jinja")):
+        assert not re.search(r"shell\s*=\s*True|os\.system\(|os\.popen\(", path.read_text()), path
+
+
+@pytest.mark.parametrize(
+    ("source", "ok"),
+    [
+        ('subprocess.run(["git", "status"])', True),
+        ('subprocess.run(["git", "add", "--", path])', True),
+        ('subprocess.run(["git", "add", path])', False),
+        ('subprocess.run("git status", shell=True)', False),
+        ("subprocess.run(cmd)", False),
+        ('os.system("ls")', False),
+        ('subprocess.check_output(["git", "config", "--get", "--", key], shell=False)', True),
+    ],
+)
+def test_the_spawn_scanner_catches_unsafe_calls(source: str, ok: bool) -> None:
+    assert (spawn_problems(source, "x") == []) is ok
+
+
+# ---- --help and --version stay light ------------------------------------------------------------
+
+HEAVY = (
+    "copier",
+    "jinja2",
+    "pydantic",
+    "pydantic_core",
+    "ruamel",
+    "yaml",
+    "questionary",
+    "prompt_toolkit",
+    "mlopsctl.rules",
+    "mlopsctl.requirements",
+    "mlopsctl.render",
+    "mlopsctl.design",
+    "mlopsctl.answers",
+    "rich.markdown",
+)
+
+_PROBE = """
+import json, sys
+sys.argv = ["mlopsctl", *sys.argv[1:]]
+from mlopsctl.cli.app import main
+try:
+    main()
+except SystemExit:
+    pass
+print("MODULES=" + json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+# Typer (0.2x) builds a subcommand's parameters with pydantic, so ``init --help`` loads
+# pydantic through Typer itself; mlopsctl's own modules stay unloaded all the same.
+TYPER_OWN = ("pydantic", "pydantic_core", "annotated_types")
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [(["--help"], ()), (["--version"], ()), (["init", "--help"], TYPER_OWN)],
+)
+def test_help_and_version_import_nothing_heavy(args: list[str], allowed: tuple[str, ...]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True
+    )
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("MODULES="))
+    modules = json.loads(line.removeprefix("MODULES="))
+    heavy = [h for h in HEAVY if h not in allowed]
+    loaded = [m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)]
+    assert loaded == []
+    assert proc.stdout.strip()
+
+
+# ---- The wheel carries the templates ----
+
+_AUDIT = """
+import sys
+opened = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)) and not isinstance(args[0], int):
+        opened.append(args[0] if isinstance(args[0], str) else args[0].decode())
+sys.addaudithook(hook)
+sys.argv = ["mlopsctl", "init", sys.argv[1], "--defaults", "--set", "project_name=wheel"]
+from mlopsctl.cli.app import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+import mlopsctl.render as render
+print("TEMPLATE=" + str(render.template_dir()))
+print("PACKAGE=" + render.__file__)
+print("OPENED=" + "\\n".join(opened).replace("\\n", "\\x00"))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_generates_without_the_source_tree(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = wheels.glob("mlopsctl-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    # The wheel goes in with pip; its dependencies come from the test environment's
+    # site-packages, added as a plain path so that the editable install's .pth is not read.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
+    deps = Path(yaml.__file__).resolve().parent.parent
+    (site / "zz_test_deps.pth").write_text(str(deps) + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [str(python), "-c", _AUDIT, str(work / "out")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    assert Path(fields["TEMPLATE"]).is_relative_to(site), fields["TEMPLATE"]
+    assert Path(fields["PACKAGE"]).is_relative_to(site)
+    opened = [Path(p) for p in fields["OPENED"].split("\x00") if p]
+    from_source = [
+        p
+        for p in opened
+        if p.is_absolute()
+        and p.resolve().is_relative_to(ROOT)
+        and not p.resolve().is_relative_to(ROOT / ".venv")
+    ]
+    assert from_source == []
+    assert any(p.name == "copier.yml" and p.is_relative_to(site) for p in opened)
+    assert (work / "out" / "mlopsctl.yaml").is_file()
