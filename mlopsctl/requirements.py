@@ -93,7 +93,7 @@ class ScaleRequirements(BaseModel):
         question="Peak requests per second",
         default=None,
     )
-    latency_ms: Annotated[float, Field(gt=0, le=86_400_000)] | None = _q(
+    latency_ms: Annotated[float, Field(ge=0.001, le=86_400_000)] | None = _q(
         "Latency SLA per prediction at p95, in milliseconds.",
         150,
         question="Latency SLA at p95 (ms)",

@@ -47,8 +47,9 @@ StrictOpt = Annotated[
 ]
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that cleanup runs, and the exit code is the same
+    (130), as for Ctrl-C; Typer turns an interrupt outside a command into 130 as well."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> NoReturn:
@@ -137,4 +138,6 @@ def collect_requirements(
 
 
 def run_app(app: Callable[..., Any]) -> None:
+    """The console entry point: SIGTERM behaves as Ctrl-C from the first moment on."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
