@@ -315,9 +315,13 @@ def _render_into(design: StackDesign, target: Path) -> list[str]:
     tpl = _fast_template(template_dir())
     if tpl is not None:
         try:
-            return _render_fast(tpl, context(design), target)
+            files = _render_fast(tpl, context(design), target)
         except _NeedsCopier:
             shutil.rmtree(target, ignore_errors=True)
+        else:
+            from mlopsctl.update import record_base
+
+            return record_base(target, files)  # as render_to does after copier
     return render_to(design, target)
 
 

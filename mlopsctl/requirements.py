@@ -135,14 +135,6 @@ class Requirements(BaseModel):
         required=True,
         default="mlops-demo",
     )
-    description: str = _q(
-        "One line saying what the model is for; it lands verbatim in the Kubernetes "
-        f"annotations and the dashboard. At most {DESCRIPTION_MAX} characters, no control "
-        "characters or line breaks.",
-        "Scores card transactions for fraud",
-        question="Short description",
-        default="",
-    )
     model_type: ModelType = _q(
         "What the model does.",
         "classification",
@@ -247,6 +239,14 @@ class Requirements(BaseModel):
         "github-actions",
         question="CI platform",
         default="github-actions",
+    )
+    description: str = _q(
+        "One line saying what the model is for; it lands verbatim in the Kubernetes "
+        f"annotations and the dashboard. At most {DESCRIPTION_MAX} characters, no control "
+        "characters or line breaks.",
+        "Scores card transactions for fraud",
+        question="Short description",
+        default="",
     )
 
     @field_validator("project_name")

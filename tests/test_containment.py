@@ -69,39 +69,102 @@ _SHELLS = {
 }
 
 
+def _safe_before_dashes(element: ast.expr, previous: ast.expr | None) -> bool:
+    """A variable that cannot be read as an option: the value of the option just before it,
+    or an f-string that starts with fixed text other than '-'."""
+    if (
+        isinstance(previous, ast.Constant)
+        and isinstance(previous.value, str)
+        and previous.value.startswith("-")
+        and previous.value != "--"
+        and "=" not in previous.value
+    ):
+        return True
+    if isinstance(element, ast.JoinedStr) and element.values:
+        head = element.values[0]
+        return (
+            isinstance(head, ast.Constant)
+            and isinstance(head.value, str)
+            and bool(head.value)
+            and not head.value.startswith("-")
+        )
+    return False
+
+
+def _list_problems(args: ast.expr | None, params: set[str], where: str) -> list[str]:
+    """The rules for one command list; ``*param`` forwards a wrapper's list (checked at the
+    wrapper's call sites instead)."""
+    if not isinstance(args, ast.List | ast.Tuple):
+        return [f"{where}: the command must be a literal list"]
+    seen_dashes = False
+    previous: ast.expr | None = None
+    for element in args.elts[1:]:
+        if isinstance(element, ast.Constant):
+            seen_dashes = seen_dashes or element.value == "--"
+        elif isinstance(element, ast.Starred) and isinstance(element.value, ast.Name):
+            if element.value.id not in params and not seen_dashes:
+                return [f"{where}: a variable argument comes before '--'"]
+        elif not seen_dashes and not _safe_before_dashes(element, previous):
+            return [f"{where}: a variable argument comes before '--'"]
+        previous = element
+    return []
+
+
 def spawn_problems(source: str, name: str) -> list[str]:
     """Process launches that go through a shell, take a command string, or put a variable
-    argument before ``--``."""
-    problems = []
-    for node in ast.walk(ast.parse(source)):
+    argument before ``--``. A function that forwards its first parameter into a launch
+    (``[git, "-c", "x=y", *args]``) is a launcher too: its callers are held to the same rules."""
+    tree = ast.parse(source)
+    problems: list[str] = []
+    wrappers: set[str] = set()
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        params = {a.arg for a in func.args.args[:1]}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Call) and _spawner(node) and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.List) and any(
+                    isinstance(e, ast.Starred)
+                    and isinstance(e.value, ast.Name)
+                    and e.value.id in params
+                    for e in first.elts
+                ):
+                    wrappers.add(func.name)
+    for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
+        where = f"{name}:{node.lineno}"
         for kw in node.keywords:
             if kw.arg == "shell" and not (
                 isinstance(kw.value, ast.Constant) and kw.value.value is False
             ):
-                problems.append(f"{name}:{node.lineno}: shell=")
-        func = node.func
-        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
-            continue
-        call = (func.value.id, func.attr)
-        if call not in _SPAWNERS:
-            continue
+                problems.append(f"{where}: shell=")
+        call = _spawner(node)
         if call in _SHELLS:
-            problems.append(f"{name}:{node.lineno}: {'.'.join(call)} runs a shell")
-            continue
-        args = node.args[0] if node.args else None
-        if not isinstance(args, ast.List | ast.Tuple):
-            problems.append(f"{name}:{node.lineno}: the command must be a literal list")
-            continue
-        seen_dashes = False
-        for element in args.elts[1:]:
-            if isinstance(element, ast.Constant):
-                seen_dashes = seen_dashes or element.value == "--"
-            elif not seen_dashes:
-                problems.append(f"{name}:{node.lineno}: a variable argument comes before '--'")
-                break
+            problems.append(f"{where}: {'.'.join(call)} runs a shell")
+        elif call is not None:
+            enclosing = _enclosing_params(tree, node)
+            problems += _list_problems(node.args[0] if node.args else None, enclosing, where)
+        elif isinstance(node.func, ast.Name) and node.func.id in wrappers:
+            problems += _list_problems(node.args[0] if node.args else None, set(), where)
     return problems
+
+
+def _spawner(node: ast.Call) -> tuple[str, str] | None:
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        call = (func.value.id, func.attr)
+        if call in _SPAWNERS:
+            return call
+    return None
+
+
+def _enclosing_params(tree: ast.AST, target: ast.AST) -> set[str]:
+    for func in ast.walk(tree):
+        if isinstance(func, ast.FunctionDef) and any(n is target for n in ast.walk(func)):
+            return {a.arg for a in func.args.args[:1]}
+    return set()
 
 
 def test_the_package_never_uses_a_shell() -> None:
@@ -124,6 +187,20 @@ def test_the_package_never_uses_a_shell() -> None:
         ("subprocess.run(cmd)", False),
         ('os.system("ls")', False),
         ('subprocess.check_output(["git", "config", "--get", "--", key], shell=False)', True),
+        ('subprocess.run(["git", "merge-file", "-L", label, "--", a])', True),
+        ('subprocess.run(["git", "commit", f"-m{msg}"])', False),
+        ('subprocess.run(["git", "log", f"{ref}"])', False),
+        (
+            "def _git(args, cwd):\n    return subprocess.run([exe, '-c', 'a=b', *args])\n"
+            "_git(['add', '--', path], '.')",
+            True,
+        ),
+        (
+            "def _git(args, cwd):\n    return subprocess.run([exe, '-c', 'a=b', *args])\n"
+            "_git(['add', path], '.')",
+            False,
+        ),
+        ("def f(args):\n    subprocess.run([exe, *other])", False),
     ],
 )
 def test_the_spawn_scanner_catches_unsafe_calls(source: str, ok: bool) -> None:

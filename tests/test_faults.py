@@ -28,10 +28,9 @@ from mlopsctl.cli.app import app
 from mlopsctl.design import StackDesign
 from mlopsctl.errors import DestinationError, GenerationError
 from mlopsctl.render import generate
+from tests.test_hostile import leftovers, snapshot
 
-TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))
-from test_hostile import leftovers, snapshot  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 PRIMITIVES = ("open", "write", "fchmod", "chmod", "mkdir", "rename", "replace", "symlink")
@@ -257,8 +256,8 @@ def test_a_signal_at_every_write_leaves_the_destination_whole_or_untouched(
 
 _CHILD = """
 import os, signal, sys
-sys.path.insert(0, {tests!r})
-from test_faults import Injector, injected, signalling
+sys.path.insert(0, {root!r})
+from tests.test_faults import Injector, injected, signalling
 at, sig = int(sys.argv[1]), int(sys.argv[2])
 sys.argv = ["mlopsctl", *sys.argv[3:]]
 from mlopsctl.cli.app import main
@@ -269,7 +268,7 @@ with injected(inj):
 
 
 def _run_child(at: int, sig: int, dest: Path) -> subprocess.CompletedProcess[str]:
-    code = _CHILD.format(tests=str(TESTS))
+    code = _CHILD.format(root=str(ROOT))
     args = ["init", str(dest), "--defaults", "--force", "--set", "project_name=faulty"]
     return subprocess.run(
         [sys.executable, "-c", code, str(at), str(sig), *args],

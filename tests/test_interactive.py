@@ -66,6 +66,7 @@ def test_full_questionnaire_generates(tmp_path: Path) -> None:
     answer(child, "Regulations that apply", "gdpr")
     answer(child, "Is explainability mandated?", "n")
     answer(child, "CI platform", "")
+    answer(child, "Short description", "")
     # a summary, then a confirmation before anything is written
     child.expect_exact("Summary for churn-model")
     child.expect_exact("Stack")

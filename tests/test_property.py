@@ -34,6 +34,7 @@ from mlopsctl.requirements import (
     ScaleRequirements,
 )
 from mlopsctl.rules.engine import evaluate
+from tests.test_determinism import _tree
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -219,8 +220,6 @@ def test_valid_answer_sets_render_and_parse_second_half(
 def test_copier_itself_renders_the_same_trees(
     answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from test_determinism import _tree
-
     req = load_requirements(answers)
     try:
         design = evaluate(req)
