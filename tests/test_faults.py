@@ -219,8 +219,11 @@ def test_disk_full_and_permission_errors_are_explained(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("kind", ["missing", "non-empty"])
+@pytest.mark.parametrize(
+    ("sig", "kind"),
+    [(signal.SIGINT, "non-empty"), (signal.SIGTERM, "missing")],
+    ids=["SIGINT-non-empty", "SIGTERM-missing"],
+)
 def test_a_signal_at_every_write_leaves_the_destination_whole_or_untouched(
     sig: int, kind: str, design: StackDesign, tmp_path: Path
 ) -> None:
