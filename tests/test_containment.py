@@ -91,11 +91,28 @@ def _safe_before_dashes(element: ast.expr, previous: ast.expr | None) -> bool:
     return False
 
 
+def _runs_python_code(elts: list[ast.expr]) -> bool:
+    first = elts[0] if elts else None
+    is_python = (
+        isinstance(first, ast.Attribute)
+        and isinstance(first.value, ast.Name)
+        and (first.value.id, first.attr) == ("sys", "executable")
+    )
+    return (
+        is_python
+        and len(elts) > 2
+        and isinstance(elts[1], ast.Constant)
+        and elts[1].value in {"-c", "-m"}
+    )
+
+
 def _list_problems(args: ast.expr | None, params: set[str], where: str) -> list[str]:
     """The rules for one command list; ``*param`` forwards a wrapper's list (checked at the
     wrapper's call sites instead)."""
     if not isinstance(args, ast.List | ast.Tuple):
         return [f"{where}: the command must be a literal list"]
+    if _runs_python_code(args.elts):
+        return []  # everything after `python -c CODE` / `-m MODULE` is that program's argv
     seen_dashes = False
     previous: ast.expr | None = None
     for element in args.elts[1:]:
@@ -110,6 +127,22 @@ def _list_problems(args: ast.expr | None, params: set[str], where: str) -> list[
     return []
 
 
+def _forwards_before_dashes(args: ast.expr, params: set[str]) -> bool:
+    """``[exe, *param, ...]`` with the parameter before any ``--``: the callers decide."""
+    if not isinstance(args, ast.List):
+        return False
+    for element in args.elts:
+        if isinstance(element, ast.Constant) and element.value == "--":
+            return False
+        if (
+            isinstance(element, ast.Starred)
+            and isinstance(element.value, ast.Name)
+            and element.value.id in params
+        ):
+            return True
+    return False
+
+
 def spawn_problems(source: str, name: str) -> list[str]:
     """Process launches that go through a shell, take a command string, or put a variable
     argument before ``--``. A function that forwards its first parameter into a launch
@@ -122,15 +155,13 @@ def spawn_problems(source: str, name: str) -> list[str]:
             continue
         params = {a.arg for a in func.args.args[:1]}
         for node in ast.walk(func):
-            if isinstance(node, ast.Call) and _spawner(node) and node.args:
-                first = node.args[0]
-                if isinstance(first, ast.List) and any(
-                    isinstance(e, ast.Starred)
-                    and isinstance(e.value, ast.Name)
-                    and e.value.id in params
-                    for e in first.elts
-                ):
-                    wrappers.add(func.name)
+            if (
+                isinstance(node, ast.Call)
+                and _spawner(node)
+                and node.args
+                and _forwards_before_dashes(node.args[0], params)
+            ):
+                wrappers.add(func.name)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -201,6 +232,10 @@ def test_the_package_never_uses_a_shell() -> None:
             False,
         ),
         ("def f(args):\n    subprocess.run([exe, *other])", False),
+        ("subprocess.run([sys.executable, '-c', CODE, *paths])", True),
+        ("subprocess.run([sys.executable, '-m', 'tool', path])", True),
+        ("subprocess.run([sys.executable, path])", False),
+        ("subprocess.run(['promtool', 'check', 'rules', *files])", False),
     ],
 )
 def test_the_spawn_scanner_catches_unsafe_calls(source: str, ok: bool) -> None:

@@ -441,7 +441,7 @@ _PROMTOOL_YAML = re.compile(r"^\s+line (?P<line>\d+): (?P<msg>.*)$")
 def promtool_check(files: dict[str, tuple[str, int]]) -> Iterator[Hit]:
     """Run ``promtool check rules`` once over ``files`` (temp path -> (repo path, line offset))."""
     proc = subprocess.run(
-        ["promtool", "check", "rules", *files],
+        ["promtool", "check", "rules", "--", *files],
         capture_output=True,
         text=True,
         timeout=120,
@@ -540,7 +540,7 @@ def rule_test_files(ctx: Context) -> list[SourceFile]:
 def promtool_test(f: SourceFile) -> Iterator[Hit]:
     """``promtool test rules FILE`` (run beside the file: rule_files are relative to it)."""
     proc = subprocess.run(
-        ["promtool", "test", "rules", f.path.name],
+        ["promtool", "test", "rules", "--", f.path.name],
         capture_output=True,
         text=True,
         timeout=120,
