@@ -104,30 +104,125 @@ def answers_yaml(design: StackDesign) -> str:
     return out.getvalue()
 
 
+@lru_cache(maxsize=1)
+def serving_table() -> dict[str, Any]:
+    """Per-framework serving facts (KServe model format, runtime, exported metrics)."""
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(
+        (Path(__file__).parent / "data" / "serving.yaml").read_text(encoding="utf-8")
+    )
+    return data
+
+
+@lru_cache(maxsize=1)
+def contract_schemas() -> dict[str, str]:
+    """The published JSON Schemas of the five output contracts, file name -> text."""
+    root = Path(__file__).parent / "schemas"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(root.glob("*.schema.json"))}
+
+
+_TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
+
+
+def at_tier(design: StackDesign, floor: str) -> StackDesign:
+    """The design raised to at least ``floor`` (``design`` asks for T2, ``lifecycle`` for T3).
+
+    The rules' own tier is kept when it is higher; the raise is recorded as a decision.
+    """
+    from mlopsctl.design import Decision
+
+    if _TIER_ORDER[design.tier] >= _TIER_ORDER[floor]:
+        return design
+    decision = Decision(
+        rule="COMMAND",
+        capability="tier",
+        choice=floor,
+        reason=f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; the rules "
+        f"alone chose {design.tier}",
+    )
+    return design.model_copy(update={"tier": floor, "decisions": [*design.decisions, decision]})
+
+
 def flags(design: StackDesign) -> dict[str, bool]:
     """Component switches the templates branch on; all derived from the engine's choices."""
     s = design.stack
+    req = design.requirements
     online = s.deployment_pattern in {"online", "hybrid"}
-    k8s = design.requirements.kubernetes
+    k8s = req.kubernetes
+    tier3 = design.tier == "T3"
+    production = req.governance_level == "production"
+    kserve = k8s and s.serving == "kserve"
+    canary = s.rollout in {"canary", "progressive"}
     return {
         "kubernetes": k8s,
-        "kserve": s.serving == "kserve",
-        "k8s_deployment": k8s and online,
+        "kserve": kserve,
+        # An online endpoint on Kubernetes without KServe: Deployment, Service, HPA, PDB, policy.
+        "k8s_deployment": k8s and online and not kserve and s.serving != "none",
+        "tracking_server": k8s,
+        "online": online,
+        "local_serving": s.serving not in {"none"},
         "batch_job": k8s and s.batch_engine in {"cronjob", "spark"},
-        "spark": s.batch_engine == "spark",
-        "canary": s.rollout in {"canary", "progressive"},
-        "progressive": s.rollout == "progressive",
-        "shadow": s.rollout == "shadow" or "shadow-deployment" in design.governance,
+        "cronjob": k8s and s.batch_engine == "cronjob",
+        "spark": k8s and s.batch_engine == "spark",
+        "hpa": online and s.autoscaling in {"hpa", "knative", "keda"},
+        # Tier 3 always rolls out progressively; otherwise the rollout decision says.
+        "canary": online and (canary or tier3),
+        "progressive": online and (s.rollout == "progressive" or tier3),
+        "shadow": online
+        and (s.rollout == "shadow" or "shadow-deployment" in design.governance or tier3),
         "kubeflow": s.orchestration == "kubeflow",
+        "scheduled_retraining": s.orchestration != "kubeflow",
         "prometheus": s.monitoring == "prometheus",
         "evidently": s.drift_detection == "evidently",
-        "github_actions": design.requirements.ci_platform == "github-actions",
-        "gitlab_ci": design.requirements.ci_platform == "gitlab-ci",
-        "jenkins": design.requirements.ci_platform == "jenkins",
-        "production": design.requirements.governance_level == "production",
-        "tier3": design.tier == "T3",
+        "github_actions": req.ci_platform == "github-actions",
+        "gitlab_ci": req.ci_platform == "gitlab-ci",
+        "jenkins": req.ci_platform == "jenkins",
+        "production": production,
+        "regulated": bool(req.regulations),
+        "tier3": tier3,
         "tier2": design.tier in {"T2", "T3"},
+        "governance": tier3,
     }
+
+
+def _names(design: StackDesign) -> dict[str, str]:
+    name = design.requirements.project_name
+    return {
+        "project": name,
+        "model": name,
+        "namespace": name,
+        "predictor_service": f"{name}-predictor",
+        "shadow": f"{name}-shadow",
+        "mlflow": f"{name}-mlflow",
+        "batch": f"{name}-batch",
+        "secret_mlflow": f"{name}-mlflow",
+        "secret_storage": f"{name}-storage",
+        "bucket": "mlops-artifacts",
+        "artifact_root": f"s3://mlops-artifacts/{name}",
+        "storage_uri": f"s3://mlops-artifacts/{name}/serving/champion",
+        "shadow_storage_uri": f"s3://mlops-artifacts/{name}/serving/challenger",
+        "tracking_uri": f"http://{name}-mlflow:5000",
+        "image_registry": f"registry.example.com/{name}",
+        "mlflow_server_image": f"registry.example.com/{name}/mlflow-server",
+        "model_image": f"registry.example.com/{name}/model",
+    }
+
+
+def _serving(design: StackDesign) -> dict[str, Any]:
+    table = serving_table()
+    fw = dict(table["frameworks"][design.requirements.framework])
+    fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
+    return {
+        "framework": fw,
+        "mlserver": table["mlserver"],
+        "pushed": table["pushed_metrics"],
+    }
+
+
+def _json_document(value: Any) -> str:
+    """A whole JSON document (indented, keys sorted) built from template data."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 def context(design: StackDesign) -> dict[str, Any]:
@@ -139,7 +234,7 @@ def context(design: StackDesign) -> dict[str, Any]:
     state = {
         "mlopsctl_version": __version__,
         "template_version": TEMPLATE_VERSION,
-        "catalog_digest": catalog_digest(),
+        "catalog_digest": "sha256:" + catalog_digest(),
         "design_schema_version": design.schema_version,
         "tier": design.tier,
         "command": TIER_COMMAND[design.tier],
@@ -148,15 +243,19 @@ def context(design: StackDesign) -> dict[str, Any]:
         "req": design_dict["requirements"],
         "design": design_dict,
         "flags": flags(design),
+        "names": _names(design),
+        "serving": _serving(design),
         "versions": versions(),
         "state": state,
         "yv": yaml_value,
         "jv": json_value,
+        "jv_doc": _json_document,
         "answers_yaml": answers_yaml(design),
         "design_json": json.dumps(design_dict, indent=2, sort_keys=True, ensure_ascii=False)
         + "\n",
         "state_json": json.dumps(state, indent=2, sort_keys=True) + "\n",
         "answers_schema_json": json.dumps(answers_json_schema(), indent=2, sort_keys=True) + "\n",
+        "contract_schemas": contract_schemas(),
     }
 
 

@@ -51,6 +51,9 @@ _update.register(app)
 from mlopsctl.cli import validate as _validate  # noqa: E402
 
 _validate.register(app)
+from mlopsctl.cli import generate_tiers as _generate_tiers  # noqa: E402
+
+_generate_tiers.register(app)
 
 
 def main() -> None:

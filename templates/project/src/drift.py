@@ -1,0 +1,96 @@
+"""Data drift check with Evidently: PSI and Kolmogorov-Smirnov per feature.
+
+Thresholds come from config/project.json (the design): PSI above `psi_investigate` or a KS p-value
+below `ks_pvalue` is drift; PSI above `psi_retrain` also asks for retraining. Exit 1 on drift.
+
+    python src/drift.py             # reference vs. current sample data
+    python src/drift.py --shifted   # current data shifted on purpose: must report drift
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+from data import TARGET, load_current, load_reference
+from evidently import Dataset, DataDefinition, Report
+from evidently.metrics import ValueDrift
+from metrics_push import push
+from settings import ROOT, thresholds
+
+
+def drift_scores(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per feature: PSI and the KS test p-value, computed by Evidently."""
+    t = thresholds()
+    features = [c for c in reference.columns if c != TARGET]
+    metrics = []
+    for column in features:
+        metrics.append(ValueDrift(column=column, method="psi", threshold=t["psi_investigate"]))
+        metrics.append(ValueDrift(column=column, method="ks", threshold=t["ks_pvalue"]))
+    definition = DataDefinition(numerical_columns=features)
+    ref = Dataset.from_pandas(reference[features], data_definition=definition)
+    cur = Dataset.from_pandas(current[features], data_definition=definition)
+    snapshot = Report(metrics).run(current_data=cur, reference_data=ref)
+    results = snapshot.dict()["metrics"]
+    scores: dict[str, dict[str, float]] = {c: {} for c in features}
+    for spec, result in zip(metrics, results, strict=True):
+        scores[spec.column]["psi" if spec.method == "psi" else "ks_pvalue"] = float(result["value"])
+    return scores
+
+
+def verdict(scores: dict[str, dict[str, float]], t: dict[str, Any]) -> dict[str, Any]:
+    drifted = sorted(
+        c for c, s in scores.items() if s["psi"] > t["psi_investigate"] or s["ks_pvalue"] < t["ks_pvalue"]
+    )
+    retrain = sorted(
+        c for c, s in scores.items() if s["psi"] > t["psi_retrain"] or s["ks_pvalue"] < t["ks_pvalue"]
+    )
+    return {
+        "drifted_features": drifted,
+        "retrain": bool(retrain),
+        "max_psi": max(s["psi"] for s in scores.values()),
+        "min_ks_pvalue": min(s["ks_pvalue"] for s in scores.values()),
+        "thresholds": {k: t[k] for k in ("psi_monitor", "psi_investigate", "psi_retrain", "ks_pvalue")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shifted", action="store_true", help="shift the current sample on purpose")
+    parser.add_argument("--reference", help="CSV of reference data (default: sample data)")
+    parser.add_argument("--current", help="CSV of current data (default: sample data)")
+    args = parser.parse_args(argv)
+    reference = pd.read_csv(args.reference) if args.reference else load_reference()
+    current = pd.read_csv(args.current) if args.current else load_current(shifted=args.shifted)
+    scores = drift_scores(reference, current)
+    result = verdict(scores, thresholds())
+    result["features"] = scores
+    (ROOT / "drift-report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from settings import CONFIG
+
+    names = CONFIG["pushed_metrics"]
+    push(
+        "drift",
+        {
+            names["drift_psi"]: {(c,): s["psi"] for c, s in scores.items()},
+            names["drift_ks_pvalue"]: {(c,): s["ks_pvalue"] for c, s in scores.items()},
+        },
+        ("feature",),
+    )
+    if result["drifted_features"]:
+        print(
+            f"drift detected in {', '.join(result['drifted_features'])}: max PSI "
+            f"{result['max_psi']:.3f}, min KS p-value {result['min_ks_pvalue']:.3g}"
+            + ("; retraining advised" if result["retrain"] else ""),
+            file=sys.stderr,
+        )
+        return 1
+    print(f"no drift: max PSI {result['max_psi']:.3f}, min KS p-value {result['min_ks_pvalue']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

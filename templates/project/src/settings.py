@@ -1,0 +1,23 @@
+"""Project settings: every number comes from config/project.json, generated from the design."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = json.loads((ROOT / "config" / "project.json").read_text(encoding="utf-8"))
+TRACKING = json.loads((ROOT / "config" / "experiment-tracking.json").read_text(encoding="utf-8"))
+
+
+def tracking_uri() -> str:
+    """The environment wins (production server); otherwise the embedded SQLite store."""
+    uri: str = os.environ.get("MLFLOW_TRACKING_URI") or TRACKING["local"]["tracking_uri"]
+    return uri
+
+
+def thresholds() -> dict[str, Any]:
+    result: dict[str, Any] = CONFIG["thresholds"]
+    return result
