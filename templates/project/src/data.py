@@ -15,27 +15,33 @@ from settings import CONFIG
 TARGET = "target"
 
 
-def _frame(n_samples: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+def _sample() -> pd.DataFrame:
+    """One draw from a fixed distribution; reference and current data are disjoint parts of it."""
     from sklearn.datasets import make_classification
 
     n_features = CONFIG["sample_data"]["n_features"]
+    n_samples = CONFIG["sample_data"]["n_samples"]
     x, y = make_classification(
-        n_samples=n_samples, n_features=n_features, n_informative=5, random_state=seed
+        n_samples=n_samples + n_samples // 2,
+        n_features=n_features,
+        n_informative=5,
+        random_state=CONFIG["seed"],
     )
     frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(n_features)])
-    if shift:
-        frame = frame + shift
     frame[TARGET] = y
     return frame
 
 
 def load_reference() -> pd.DataFrame:
-    return _frame(CONFIG["sample_data"]["n_samples"], CONFIG["seed"])
+    return _sample().iloc[: CONFIG["sample_data"]["n_samples"]].reset_index(drop=True)
 
 
 def load_current(shifted: bool = False) -> pd.DataFrame:
-    shift = CONFIG["sample_data"]["drift_shift"] if shifted else 0.0
-    return _frame(CONFIG["sample_data"]["n_samples"] // 2, CONFIG["seed"], shift)
+    frame = _sample().iloc[CONFIG["sample_data"]["n_samples"] :].reset_index(drop=True)
+    if shifted:
+        features = [c for c in frame.columns if c != TARGET]
+        frame[features] = frame[features] + CONFIG["sample_data"]["drift_shift"]
+    return frame
 
 
 def validate(frame: pd.DataFrame) -> list[str]:

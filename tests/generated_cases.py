@@ -1,0 +1,100 @@
+"""Answer sets (and stack variants) the generated-repository tests render once per session.
+
+Every deployment target, every governance level and several frameworks appear; the variants set
+stack choices directly (as the rule catalog may decide them) to reach every template branch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlopsctl.design import StackDesign
+from mlopsctl.render import at_tier, generate
+from mlopsctl.rules.engine import evaluate
+from tests.conftest import make_requirements
+
+# Upstream schemas: ../shared beside the clone (as in CI); MLOPSCTL_SHARED points elsewhere.
+SHARED = Path(os.environ.get("MLOPSCTL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SCHEMAS = SHARED / "schemas"
+
+
+@dataclass(frozen=True)
+class Case:
+    answers: dict[str, Any]
+    tier: str | None = None  # the command's tier floor: None for init, T2 design, T3 lifecycle
+    stack: dict[str, str] = field(default_factory=dict)
+
+    def design(self) -> StackDesign:
+        design = evaluate(make_requirements(**self.answers))
+        if self.stack:
+            design = design.model_copy(update={"stack": design.stack.model_copy(update=self.stack)})
+        return at_tier(design, self.tier) if self.tier else design
+
+
+CASES: dict[str, Case] = {
+    "defaults": Case({}),
+    "design-defaults": Case({}, "T2"),
+    "lifecycle-production-xgboost-gdpr": Case(
+        {"governance_level": "production", "framework": "xgboost", "regulations": ["gdpr"]}, "T3"
+    ),
+    "production-lightgbm-gitlab": Case(
+        {"governance_level": "production", "framework": "lightgbm", "ci_platform": "gitlab-ci"},
+        "T2",
+    ),
+    "experimental-batch-jenkins": Case(
+        {
+            "governance_level": "experimental",
+            "deployment_target": "batch",
+            "ci_platform": "jenkins",
+            "scale_requirements": {"data_volume_gb": 50},
+        },
+        "T2",
+    ),
+    "edge-onnx": Case(
+        {"deployment_target": "edge", "framework": "onnx", "scale_requirements": {"latency_ms": 20}},
+        "T2",
+    ),
+    "embedded-sklearn-lifecycle": Case({"deployment_target": "embedded"}, "T3"),
+    "hybrid-pytorch-gpu-production": Case(
+        {
+            "deployment_target": "hybrid",
+            "framework": "pytorch",
+            "gpu": True,
+            "governance_level": "production",
+            "scale_requirements": {"rps": 1500, "latency_ms": 80},
+        },
+        "T3",
+    ),
+    "batch-without-kubernetes": Case({"deployment_target": "batch", "kubernetes": False}, "T2"),
+    "online-without-kubernetes-huggingface": Case(
+        {"kubernetes": False, "framework": "huggingface", "governance_level": "production"}, "T3"
+    ),
+    "tensorflow-maturity-zero": Case({"framework": "tensorflow", "maturity_level": 0}),
+    # Stack variants: choices the catalog makes for other requirements.
+    "variant-deployment-serving-production": Case(
+        {"governance_level": "production", "framework": "custom"}, "T2", {"serving": "mlserver"}
+    ),
+    "variant-spark-kubeflow": Case(
+        {"deployment_target": "batch", "scale_requirements": {"data_volume_gb": 5000}},
+        "T3",
+        {"batch_engine": "spark", "orchestration": "kubeflow"},
+    ),
+    "variant-canary-kubeflow": Case(
+        {"governance_level": "production", "framework": "keras"},
+        "T2",
+        {"rollout": "canary", "orchestration": "kubeflow"},
+    ),
+}
+
+
+def render_all(root: Path) -> dict[str, tuple[StackDesign, Path]]:
+    out = {}
+    for name, case in CASES.items():
+        design = case.design()
+        dest = root / name
+        generate(design, dest)
+        out[name] = (design, dest)
+    return out
