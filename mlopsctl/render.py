@@ -168,8 +168,10 @@ def flags(design: StackDesign) -> dict[str, bool]:
         "hpa": online and s.autoscaling in {"hpa", "knative", "keda"},
         # Tier 3 always rolls out progressively; otherwise the rollout decision says.
         "canary": online and (canary or tier3),
-        "progressive": online and (s.rollout == "progressive" or tier3),
-        "shadow": online
+        # Progressive rollout and shadow traffic act on cluster serving (KServe or a Deployment).
+        "progressive": k8s and online and (s.rollout == "progressive" or tier3),
+        "shadow": k8s
+        and online
         and (s.rollout == "shadow" or "shadow-deployment" in design.governance or tier3),
         "kubeflow": s.orchestration == "kubeflow",
         "scheduled_retraining": s.orchestration != "kubeflow",

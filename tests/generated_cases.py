@@ -54,7 +54,11 @@ CASES: dict[str, Case] = {
         "T2",
     ),
     "edge-onnx": Case(
-        {"deployment_target": "edge", "framework": "onnx", "scale_requirements": {"latency_ms": 20}},
+        {
+            "deployment_target": "edge",
+            "framework": "onnx",
+            "scale_requirements": {"latency_ms": 20},
+        },
         "T2",
     ),
     "embedded-sklearn-lifecycle": Case({"deployment_target": "embedded"}, "T3"),

@@ -80,7 +80,9 @@ def kserve_validator() -> jsonschema.Draft7Validator:
 
 @cache
 def grafana_schema(name: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads((SCHEMAS / "grafana" / f"{name}.jsonschema.json").read_text())
+    result: dict[str, Any] = json.loads(
+        (SCHEMAS / "grafana" / f"{name}.jsonschema.json").read_text()
+    )
     return result
 
 
@@ -104,10 +106,16 @@ def errors_of(validator: Any, instance: Any) -> list[str]:
 def test_cases_cover_targets_governance_and_frameworks() -> None:
     answers = [c.answers for c in CASES.values()]
     assert {a.get("deployment_target", "online") for a in answers} == {
-        "batch", "online", "edge", "embedded", "hybrid"
+        "batch",
+        "online",
+        "edge",
+        "embedded",
+        "hybrid",
     }
     assert {a.get("governance_level", "staging") for a in answers} == {
-        "experimental", "staging", "production"
+        "experimental",
+        "staging",
+        "production",
     }
     assert len({a.get("framework", "sklearn") for a in answers}) >= 3
 
@@ -153,7 +161,9 @@ def test_kserve_check_rejects_unknown_fields() -> None:
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": "x"},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storgeUri": "s3://a"}}},
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storgeUri": "s3://a"}}
+        },
     }
     assert any("storgeUri" in e for e in errors_of(kserve_validator(), bad))
 
@@ -208,24 +218,38 @@ def test_prometheus_rules_pass_promtool_and_their_unit_tests(projects: Any, case
     assert promtool, "promtool is required (Debian package prometheus)"
     _, root = projects[case]
     monitoring = root / "monitoring"
-    check = subprocess.run([promtool, "check", "rules", "alerts.yaml"], cwd=monitoring,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [promtool, "check", "rules", "alerts.yaml"], cwd=monitoring, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = subprocess.run([promtool, "test", "rules", "alerts.test.yaml"], cwd=monitoring,
-                           capture_output=True, text=True)
+    tests = subprocess.run(
+        [promtool, "test", "rules", "alerts.test.yaml"],
+        cwd=monitoring,
+        capture_output=True,
+        text=True,
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
     design, root = projects[case]
-    rules = [r for g in docs_of(root / "monitoring" / "alerts.yaml")[0]["groups"] for r in g["rules"]]
+    rules = [
+        r for g in docs_of(root / "monitoring" / "alerts.yaml")[0]["groups"] for r in g["rules"]
+    ]
     by_name = {r["alert"]: r for r in rules}
-    expected = {"ModelFeatureDrift": "P2", "ModelDriftRetrainingNeeded": "P2",
-                "ModelRetrainingFailed": "P3"}
+    expected = {
+        "ModelFeatureDrift": "P2",
+        "ModelDriftRetrainingNeeded": "P2",
+        "ModelRetrainingFailed": "P3",
+    }
     if flags(design)["online"]:
-        expected |= {"ModelServingDown": "P0", "ModelLatencyP95High": "P1",
-                     "ModelErrorRateHigh": "P1", "ModelErrorRateCritical": "P0"}
+        expected |= {
+            "ModelServingDown": "P0",
+            "ModelLatencyP95High": "P1",
+            "ModelErrorRateHigh": "P1",
+            "ModelErrorRateCritical": "P0",
+        }
     assert {n: r["labels"]["severity"] for n, r in by_name.items()} == expected
     for rule in rules:
         assert (root / rule["annotations"]["runbook_url"]).is_file(), rule["alert"]
@@ -249,8 +273,11 @@ def test_thresholds_are_the_same_numbers_everywhere(projects: Any, case: str) ->
     triggers = docs_of(root / "pipelines" / "retraining.yaml")[0]["triggers"]
     drift = {tr["metric"]: tr["threshold"] for tr in triggers if tr["type"] == "drift"}
     assert drift == {"psi": t.psi_retrain, "ks_pvalue": t.ks_pvalue}
-    rules = {r["alert"]: r for g in docs_of(root / "monitoring" / "alerts.yaml")[0]["groups"]
-             for r in g["rules"]}
+    rules = {
+        r["alert"]: r
+        for g in docs_of(root / "monitoring" / "alerts.yaml")[0]["groups"]
+        for r in g["rules"]
+    }
     assert rules["ModelFeatureDrift"]["expr"].endswith(f"> {t.psi_investigate}")
     assert f"> {t.psi_retrain}" in rules["ModelDriftRetrainingNeeded"]["expr"]
     assert f"< {t.ks_pvalue}" in rules["ModelDriftRetrainingNeeded"]["expr"]
@@ -283,12 +310,16 @@ def test_dashboard_passes_grafana_schema_and_queries_exported_metrics(
     }
     query = grafana_schema("prometheus")
     table = serving_table()
-    exported = KNATIVE if flags(design)["kserve"] else {
-        table["mlserver"]["requests_metric"], table["mlserver"]["latency_metric"] + "_bucket"
-    }
+    exported = (
+        KNATIVE
+        if flags(design)["kserve"]
+        else {table["mlserver"]["requests_metric"], table["mlserver"]["latency_metric"] + "_bucket"}
+    )
     fw = table["frameworks"][design.requirements.framework]
-    exported = exported | {fw["runtime_latency_metric"] + "_bucket"} | set(
-        table["pushed_metrics"].values()
+    exported = (
+        exported
+        | {fw["runtime_latency_metric"] + "_bucket"}
+        | set(table["pushed_metrics"].values())
     )
     titles = set()
     for panel in dashboard["panels"]:
@@ -322,10 +353,13 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
         assert errors_of(contract_validator(name), doc) == [], path.name
         shipped = json.loads((root / "schemas" / f"{name}.schema.json").read_text())
         assert shipped == contract_validator(name).schema
-    deployment = [d for _, d in manifests(root)
-                  if d["kind"] in {"InferenceService", "Deployment", "CronJob"}
-                  and d["metadata"]["name"] in {design.requirements.project_name,
-                                                design.requirements.project_name + "-batch"}]
+    deployment = [
+        d
+        for _, d in manifests(root)
+        if d["kind"] in {"InferenceService", "Deployment", "CronJob"}
+        and d["metadata"]["name"]
+        in {design.requirements.project_name, design.requirements.project_name + "-batch"}
+    ]
     assert bool(deployment) == (f["kserve"] or f["k8s_deployment"] or f["batch_job"])
     for doc in deployment:
         assert errors_of(contract_validator("deployment-manifest"), doc) == []
@@ -333,9 +367,12 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
 
 def test_contract_schemas_reject_literal_credentials() -> None:
     tracking = {
-        "tracking_uri": "http://mlflow:5000", "artifact_location": "s3://a/e",
+        "tracking_uri": "http://mlflow:5000",
+        "artifact_location": "s3://a/e",
         "backend_store": "postgresql://mlflow:hunter2@db:5432/mlflow",
-        "default_artifact_root": "s3://a", "auth_enabled": True, "experiment_name": "x",
+        "default_artifact_root": "s3://a",
+        "auth_enabled": True,
+        "experiment_name": "x",
         "local": {"tracking_uri": "sqlite:///mlruns.db", "artifact_location": "./a"},
         "credentials_env": [],
     }
@@ -347,7 +384,9 @@ def test_contract_schemas_reject_literal_credentials() -> None:
 # --- Kubeflow ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", [n for n in CASES if CASES[n].stack.get("orchestration") == "kubeflow"])
+@pytest.mark.parametrize(
+    "case", [n for n in CASES if CASES[n].stack.get("orchestration") == "kubeflow"]
+)
 def test_kubeflow_pipeline_compiles(projects: Any, case: str, tmp_path: Path) -> None:
     _, root = projects[case]
     source = root / "pipelines" / "retraining_pipeline.py"
@@ -370,7 +409,8 @@ def _check_jsonschema(schema: str, files: list[Path]) -> None:
     assert files, f"no files for {schema}"
     run = subprocess.run(
         [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, files)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -379,7 +419,9 @@ def test_ci_files_pass_their_platform_schemas(projects: Any) -> None:
     github, gitlab, compose = [], [], []
     for design, root in projects.values():
         platform = design.requirements.ci_platform
-        assert (root / ".github" / "workflows" / "ci.yaml").exists() == (platform == "github-actions")
+        assert (root / ".github" / "workflows" / "ci.yaml").exists() == (
+            platform == "github-actions"
+        )
         assert (root / ".gitlab-ci.yml").exists() == (platform == "gitlab-ci")
         assert (root / "Jenkinsfile").exists() == (platform == "jenkins")
         github += sorted((root / ".github" / "workflows").glob("*.yaml"))
@@ -391,7 +433,7 @@ def test_ci_files_pass_their_platform_schemas(projects: Any) -> None:
 
 
 def test_production_deploys_only_after_manual_approval(projects: Any) -> None:
-    design, root = projects["lifecycle-production-xgboost-gdpr"]
+    _, root = projects["lifecycle-production-xgboost-gdpr"]
     ci = docs_of(root / ".github" / "workflows" / "ci.yaml")[0]
     assert ci["jobs"]["deploy-production"]["environment"] == "production"
     steps = " ".join(s.get("run", "") for s in ci["jobs"]["deploy-production"]["steps"])
@@ -407,9 +449,14 @@ def test_production_deploys_only_after_manual_approval(projects: Any) -> None:
 
 # Cases whose files together are every file any case generates (checked below); scanning them
 # keeps detect-secrets fast.
-SECRET_SCAN = ["lifecycle-production-xgboost-gdpr", "production-lightgbm-gitlab",
-               "experimental-batch-jenkins", "variant-deployment-serving-production",
-               "variant-spark-kubeflow", "online-without-kubernetes-huggingface"]
+SECRET_SCAN = [
+    "lifecycle-production-xgboost-gdpr",
+    "production-lightgbm-gitlab",
+    "experimental-batch-jenkins",
+    "variant-deployment-serving-production",
+    "variant-spark-kubeflow",
+    "online-without-kubernetes-huggingface",
+]
 
 
 def test_detect_secrets_finds_nothing(projects: Any) -> None:
@@ -422,7 +469,9 @@ def test_detect_secrets_finds_nothing(projects: Any) -> None:
     roots = [str(projects[n][1]) for n in SECRET_SCAN]
     run = subprocess.run(
         [str(BIN / "detect-secrets"), "scan", "--all-files", *roots],
-        capture_output=True, text=True, cwd=Path(roots[0]).parent,
+        capture_output=True,
+        text=True,
+        cwd=Path(roots[0]).parent,
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["results"] == {}
@@ -432,17 +481,30 @@ def test_detect_secrets_finds_nothing(projects: Any) -> None:
 
 
 def test_detect_secrets_would_notice_a_literal_credential(tmp_path: Path) -> None:
-    (tmp_path / "leak.yaml").write_text('aws_secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"\n')
-    run = subprocess.run([str(BIN / "detect-secrets"), "scan", "--all-files", str(tmp_path)],
-                         capture_output=True, text=True, cwd=tmp_path)
+    (tmp_path / "leak.yaml").write_text(
+        'aws_secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"\n'
+    )
+    run = subprocess.run(
+        [str(BIN / "detect-secrets"), "scan", "--all-files", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert json.loads(run.stdout)["results"] != {}
 
 
 # --- tiers, determinism, the project's own Makefile -------------------------------------------
 
-T3_ONLY = {"docs/model-card.md", "docs/lineage.md", "governance/approvals.yaml",
-           "governance/README.md", "CHANGELOG.md", "docs/cost.md", "src/audit.py",
-           "docs/runbooks/rollback.md"}
+T3_ONLY = {
+    "docs/model-card.md",
+    "docs/lineage.md",
+    "governance/approvals.yaml",
+    "governance/README.md",
+    "CHANGELOG.md",
+    "docs/cost.md",
+    "src/audit.py",
+    "docs/runbooks/rollback.md",
+}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -454,8 +516,8 @@ def test_tier_decides_the_governance_files(projects: Any, case: str) -> None:
     if CASES[case].tier:
         assert design.tier >= CASES[case].tier
     if design.tier == "T3":
-        assert T3_ONLY <= files
-        online = flags(design)["online"]
+        assert files >= T3_ONLY
+        online = flags(design)["online"] and design.requirements.kubernetes
         assert ("src/rollout.py" in files) == online
         assert ("src/shadow_compare.py" in files) == online
         assert ("k8s/shadow-inferenceservice.yaml" in files) == (online and flags(design)["kserve"])

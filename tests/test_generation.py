@@ -14,8 +14,14 @@ from mlopsctl.api import assess, generate
 from tests.conftest import make_requirements
 
 MARKER = re.compile(r"{{|}}|{%|%}|{#|#}")
-# Files whose own syntax uses {{ }}: Prometheus annotation templates.
-OWN_BRACES = {"monitoring/alerts.yaml"}
+# Files whose own syntax uses {{ }}: Prometheus annotation templates, Grafana legend templates,
+# GitHub Actions expressions.
+OWN_BRACES = {
+    "monitoring/alerts.yaml",
+    "monitoring/grafana-dashboard.json",
+    ".github/workflows/ci.yaml",
+    ".github/workflows/retrain.yaml",
+}
 
 
 def files_of(root: Path) -> set[str]:
@@ -34,16 +40,48 @@ def generated(tmp_path: Path, **answers: Any) -> Path:
 
 
 COMMON = {
+    ".env.example",
+    ".gitignore",
     ".mlopsctl/.gitattributes",
     ".mlopsctl/answers.schema.json",
     ".mlopsctl/design.json",
     ".mlopsctl/state.json",
+    "MLproject",
     "Makefile",
     "README.md",
+    "config/experiment-tracking.json",
+    "config/model-registry.json",
+    "config/monitoring.json",
+    "config/project.json",
+    "deploy/mlflow/Dockerfile",
+    "deploy/mlflow/docker-compose.yaml",
+    "deploy/model/Dockerfile",
     "docs/decisions.md",
+    "docs/runbooks/drift.md",
+    "docs/runbooks/retraining-failure.md",
     "mlopsctl.yaml",
+    "monitoring/alertmanager.yaml",
+    "monitoring/alerts.test.yaml",
+    "monitoring/alerts.yaml",
+    "monitoring/grafana-dashboard.json",
+    "pipelines/retraining.yaml",
+    "pytest.ini",
+    "python_env.yaml",
     "requirements.txt",
+    "schemas/deployment-manifest.schema.json",
+    "schemas/experiment-tracking.schema.json",
+    "schemas/model-registry.schema.json",
+    "schemas/monitoring-dashboard.schema.json",
+    "schemas/retraining-pipeline.schema.json",
+    "src/batch_score.py",
+    "src/data.py",
+    "src/drift.py",
+    "src/evaluate.py",
+    "src/metrics_push.py",
+    "src/settings.py",
     "src/train.py",
+    "tests/conftest.py",
+    "tests/test_project.py",
 }
 
 
@@ -51,19 +89,19 @@ def test_default_file_set(tmp_path: Path) -> None:
     out = generated(tmp_path)
     assert files_of(out) == COMMON | {
         ".github/workflows/ci.yaml",
+        ".github/workflows/retrain.yaml",
+        "docs/runbooks/error-rate.md",
+        "docs/runbooks/high-latency.md",
+        "docs/runbooks/serving-down.md",
         "k8s/inferenceservice.yaml",
+        "k8s/serving-access.yaml",
         "k8s/tracking-server.yaml",
-        "monitoring/alerts.yaml",
-        "monitoring/grafana-dashboard.json",
     }
 
 
 def test_batch_without_kubernetes_file_set(tmp_path: Path) -> None:
     out = generated(tmp_path, deployment_target="batch", kubernetes=False, ci_platform="jenkins")
-    assert files_of(out) == COMMON | {
-        "monitoring/alerts.yaml",
-        "monitoring/grafana-dashboard.json",
-    }
+    assert files_of(out) == COMMON | {"Jenkinsfile"}
 
 
 def test_online_without_kubernetes_has_no_manifests(tmp_path: Path) -> None:

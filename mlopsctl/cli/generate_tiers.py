@@ -75,8 +75,9 @@ def _run(
         from mlopsctl.rules.engine import evaluate
 
         ask = interactive() and not defaults
-        req = collect_requirements(answers, sets, defaults, project_name=_name_from(directory),
-                                   ask=ask)
+        req = collect_requirements(
+            answers, sets, defaults, project_name=_name_from(directory), ask=ask
+        )
         stack_design = at_tier(evaluate(req, strict=strict), floor)
         out = stdout()
         if ask and not yes:
