@@ -154,6 +154,8 @@ def flags(design: StackDesign) -> dict[str, bool]:
     production = req.governance_level == "production"
     kserve = k8s and s.serving == "kserve"
     canary = s.rollout in {"canary", "progressive"}
+    # A canary needs a traffic step below 100 %.
+    partial_step = any(0 < step < 100 for step in design.sizing.rollout_steps)
     return {
         "kubernetes": k8s,
         "kserve": kserve,
@@ -167,7 +169,7 @@ def flags(design: StackDesign) -> dict[str, bool]:
         "spark": k8s and s.batch_engine == "spark",
         "hpa": online and s.autoscaling in {"hpa", "knative", "keda"},
         # Tier 3 always rolls out progressively; otherwise the rollout decision says.
-        "canary": online and (canary or tier3),
+        "canary": online and (canary or tier3) and partial_step,
         # Progressive rollout and shadow traffic act on cluster serving (KServe or a Deployment).
         "progressive": k8s and online and (s.rollout == "progressive" or tier3),
         "shadow": k8s
@@ -211,11 +213,18 @@ def _names(design: StackDesign) -> dict[str, str]:
     }
 
 
+def _canary_percent(design: StackDesign) -> int:
+    """The first traffic share a new version receives: the canary decision or the first step."""
+    steps = [step for step in design.sizing.rollout_steps if 0 < step < 100]
+    return design.sizing.canary_percent or (steps[0] if steps else 0)
+
+
 def _serving(design: StackDesign) -> dict[str, Any]:
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
     fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
     return {
+        "canary_percent": _canary_percent(design),
         "framework": fw,
         "mlserver": table["mlserver"],
         "pushed": table["pushed_metrics"],

@@ -26,11 +26,15 @@ class Case:
     answers: dict[str, Any]
     tier: str | None = None  # the command's tier floor: None for init, T2 design, T3 lifecycle
     stack: dict[str, str] = field(default_factory=dict)
+    sizing: dict[str, Any] = field(default_factory=dict)
 
     def design(self) -> StackDesign:
         design = evaluate(make_requirements(**self.answers))
         if self.stack:
             design = design.model_copy(update={"stack": design.stack.model_copy(update=self.stack)})
+        if self.sizing:
+            sizing = design.sizing.model_copy(update=self.sizing)
+            design = design.model_copy(update={"sizing": sizing})
         return at_tier(design, self.tier) if self.tier else design
 
 
@@ -90,6 +94,13 @@ CASES: dict[str, Case] = {
         {"governance_level": "production", "framework": "keras"},
         "T2",
         {"rollout": "canary", "orchestration": "kubeflow"},
+        {"rollout_steps": [10, 100], "canary_percent": 10},
+    ),
+    "variant-progressive-lifecycle": Case(
+        {"governance_level": "production", "project_name": "fraud-detection"},
+        "T3",
+        {"rollout": "progressive"},
+        {"rollout_steps": [5, 25, 50, 100], "canary_percent": 5},
     ),
 }
 

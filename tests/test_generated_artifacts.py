@@ -154,6 +154,9 @@ def test_inference_services_pass_the_kserve_crd(projects: Any, case: str) -> Non
             assert predictor["maxReplicas"] == design.sizing.max_replicas
             assert predictor["model"]["resources"]["limits"]["memory"] == design.sizing.memory_limit
             assert ("canaryTrafficPercent" in predictor) == f["canary"]
+            if f["canary"]:
+                first = [s for s in design.sizing.rollout_steps if 0 < s < 100][0]
+                assert predictor["canaryTrafficPercent"] == first
 
 
 def test_kserve_check_rejects_unknown_fields() -> None:
@@ -519,6 +522,8 @@ def test_tier_decides_the_governance_files(projects: Any, case: str) -> None:
         assert files >= T3_ONLY
         online = flags(design)["online"] and design.requirements.kubernetes
         assert ("src/rollout.py" in files) == online
+        project = json.loads((root / "config" / "project.json").read_text())
+        assert project["rollout_steps"] == design.sizing.rollout_steps
         assert ("src/shadow_compare.py" in files) == online
         assert ("k8s/shadow-inferenceservice.yaml" in files) == (online and flags(design)["kserve"])
     else:
