@@ -477,7 +477,15 @@ def test_detect_secrets_finds_nothing(projects: Any) -> None:
         cwd=Path(roots[0]).parent,
     )
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["results"] == {}
+    results = json.loads(run.stdout)["results"]
+    # The only tolerated hits are the SHA-256 digests of generated files that the project's state
+    # records for regeneration; anything else is a finding.
+    digest_line = re.compile(r'^\s*"[^"]+": "[0-9a-f]{64}",?$')
+    for filename, hits in results.items():
+        assert filename.endswith(".mlopsctl/state.json"), (filename, hits)
+        lines = (Path(roots[0]).parent / filename).read_text().splitlines()
+        for hit in hits:
+            assert digest_line.match(lines[hit["line_number"] - 1]), (filename, hit)
     for _, root in projects.values():
         assert not (root / ".env").exists()
         assert (root / ".env.example").exists()

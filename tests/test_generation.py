@@ -89,13 +89,14 @@ def test_default_file_set(tmp_path: Path) -> None:
     out = generated(tmp_path)
     assert files_of(out) == COMMON | {
         ".github/workflows/ci.yaml",
-        ".github/workflows/retrain.yaml",
         "docs/runbooks/error-rate.md",
         "docs/runbooks/high-latency.md",
         "docs/runbooks/serving-down.md",
         "k8s/inferenceservice.yaml",
         "k8s/serving-access.yaml",
         "k8s/tracking-server.yaml",
+        "pipelines/retraining_pipeline.py",
+        "requirements-pipeline.txt",
     }
 
 
