@@ -155,7 +155,7 @@ def test_inference_services_pass_the_kserve_crd(projects: Any, case: str) -> Non
             assert predictor["model"]["resources"]["limits"]["memory"] == design.sizing.memory_limit
             assert ("canaryTrafficPercent" in predictor) == f["canary"]
             if f["canary"]:
-                first = [s for s in design.sizing.rollout_steps if 0 < s < 100][0]
+                first = next(s for s in design.sizing.rollout_steps if 0 < s < 100)
                 assert predictor["canaryTrafficPercent"] == first
 
 
