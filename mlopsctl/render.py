@@ -219,11 +219,25 @@ def _canary_percent(design: StackDesign) -> int:
     return design.sizing.canary_percent or (steps[0] if steps else 0)
 
 
+def _cpu_cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _memory_gb(quantity: str) -> float:
+    units = {"Ki": 1 / 1024**2, "Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return round(float(quantity[: -len(suffix)]) * factor, 3)
+    return round(float(quantity) / 1024**3, 3)
+
+
 def _serving(design: StackDesign) -> dict[str, Any]:
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
     fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
     return {
+        "cpu_cores": _cpu_cores(design.sizing.cpu_limit),
+        "memory_gb": _memory_gb(design.sizing.memory_limit),
         "canary_percent": _canary_percent(design),
         "framework": fw,
         "mlserver": table["mlserver"],

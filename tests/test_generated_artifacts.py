@@ -356,6 +356,13 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
         assert errors_of(contract_validator(name), doc) == [], path.name
         shipped = json.loads((root / "schemas" / f"{name}.schema.json").read_text())
         assert shipped == contract_validator(name).schema
+    registry = json.loads(contracts["model-registry"].read_text())
+    assert registry["model_name"] == design.requirements.project_name
+    limit = design.sizing.cpu_limit
+    assert registry["requirements"]["cpu_cores"] == (
+        int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    )
+    assert registry["requirements"]["gpu_required"] == (design.sizing.gpu_per_replica > 0)
     deployment = [
         d
         for _, d in manifests(root)
