@@ -128,20 +128,44 @@ _TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
 def at_tier(design: StackDesign, floor: str) -> StackDesign:
     """The design raised to at least ``floor`` (``design`` asks for T2, ``lifecycle`` for T3).
 
-    The rules' own tier is kept when it is higher; the raise is recorded as a decision.
+    The rules' own tier is kept when it is higher. The floor is recorded as a decision (and so in
+    the project's state), so that regeneration from the answers keeps it.
     """
     from mlopsctl.design import Decision
 
-    if _TIER_ORDER[design.tier] >= _TIER_ORDER[floor]:
-        return design
-    decision = Decision(
-        rule="COMMAND",
-        capability="tier",
-        choice=floor,
-        reason=f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; the rules "
-        f"alone chose {design.tier}",
+    raised = _TIER_ORDER[design.tier] < _TIER_ORDER[floor]
+    reason = (
+        f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; "
+        + (f"the rules alone chose {design.tier}" if raised else "the rules chose " + design.tier)
     )
-    return design.model_copy(update={"tier": floor, "decisions": [*design.decisions, decision]})
+    decision = Decision(rule="COMMAND", capability="tier_floor", choice=floor, reason=reason)
+    return design.model_copy(
+        update={"tier": floor if raised else design.tier,
+                "decisions": [*design.decisions, decision]}
+    )
+
+
+def tier_floor(design: StackDesign) -> str | None:
+    """The tier floor the generating command asked for, if any."""
+    floors = [d.choice for d in design.decisions if d.rule == "COMMAND"]
+    return str(floors[-1]) if floors else None
+
+
+def apply_recorded_floor(design: StackDesign, state: dict[str, Any] | None) -> StackDesign:
+    """Regeneration (validate, update): apply the tier floor a project's state records."""
+    floor = (state or {}).get("tier_floor")
+    return at_tier(design, floor) if floor in _TIER_ORDER else design
+
+
+def read_state(project: Path) -> dict[str, Any] | None:
+    """A project's ``.mlopsctl/state.json``, or None when it is missing or unreadable."""
+    try:
+        state: dict[str, Any] = json.loads(
+            (project / STATE_DIR / "state.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return None
+    return state
 
 
 def flags(design: StackDesign) -> dict[str, bool]:
@@ -262,6 +286,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "catalog_digest": "sha256:" + catalog_digest(),
         "design_schema_version": design.schema_version,
         "tier": design.tier,
+        "tier_floor": tier_floor(design),
         "command": TIER_COMMAND[design.tier],
     }
     return {

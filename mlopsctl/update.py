@@ -486,7 +486,7 @@ def plan_update(
         old_design = {}
     old_name = (old_design.get("requirements") or {}).get("project_name")
     file_req, new_req = _requirements(destination, answers, sets, old_name)
-    design = evaluate(new_req, strict=strict)
+    design = render.apply_recorded_floor(evaluate(new_req, strict=strict), state)
 
     with _workdir() as work:
         theirs_root = work / "theirs"

@@ -51,8 +51,9 @@ def test_lifecycle_generates_tier_three_with_governance(tmp_path: Path) -> None:
     design = json.loads((root / ".mlopsctl" / "design.json").read_text())
     assert design["tier"] == "T3"
     rules_tier = evaluate(make_requirements(project_name="p", governance_level="production")).tier
-    command = [d for d in design["decisions"] if d["rule"] == "COMMAND"]
-    assert len(command) == (0 if rules_tier == "T3" else 1)
+    (command,) = [d for d in design["decisions"] if d["rule"] == "COMMAND"]
+    assert command["choice"] == "T3"
+    assert rules_tier in {"T1", "T2", "T3"}
 
 
 def test_invalid_answer_exits_2_and_writes_nothing(tmp_path: Path) -> None:
@@ -67,7 +68,19 @@ def test_invalid_answer_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 def test_tier_floor_never_lowers_the_rules_tier() -> None:
     design = evaluate(make_requirements(maturity_level=0))
     assert design.tier == "T3"
-    assert at_tier(design, "T2") is design
+    kept = at_tier(design, "T2")
+    assert kept.tier == "T3"
+    assert kept.decisions[-1].rule == "COMMAND" and kept.decisions[-1].choice == "T2"
     raised = at_tier(evaluate(make_requirements()), "T3")
     assert raised.tier == "T3"
     assert raised.decisions[-1].rule == "COMMAND"
+
+
+def test_lifecycle_project_validates_and_updates_at_its_tier(tmp_path: Path) -> None:
+    """validate and update regenerate from mlopsctl.yaml and keep the command's tier floor."""
+    root = tmp_path / "p"
+    result = runner.invoke(app, ["lifecycle", str(root), "--defaults"])
+    assert result.exit_code == 0, result.output
+    assert _state(root)["tier_floor"] == "T3"
+    checked = runner.invoke(app, ["validate", str(root)])
+    assert checked.exit_code == 0, checked.output
