@@ -211,6 +211,10 @@ def flags(design: StackDesign) -> dict[str, bool]:
         "tier3": tier3,
         "tier2": design.tier in {"T2", "T3"},
         "governance": tier3,
+        # Production governance needs these at any tier; tier 3 always has them.
+        "model_card": tier3 or "model-card" in design.governance,
+        "rollback_runbook": tier3 or "rollback-procedure" in design.governance,
+        "audit_log": tier3 or "audit-log" in design.governance,
     }
 
 

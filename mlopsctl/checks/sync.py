@@ -107,7 +107,12 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
-    key = hashlib.sha256(answers.read_bytes() + b"\0" + code_digest().encode()).hexdigest()
+    from mlopsctl.render import read_state
+
+    floor = str((read_state(answers.parent) or {}).get("tier_floor") or "")
+    key = hashlib.sha256(
+        answers.read_bytes() + b"\0" + floor.encode() + b"\0" + code_digest().encode()
+    ).hexdigest()
     cache = _cache_dir()
     if cache is not None and (cache / f"{key}.json").is_file():
         try:
