@@ -115,13 +115,6 @@ def serving_table() -> dict[str, Any]:
     return data
 
 
-@lru_cache(maxsize=1)
-def contract_schemas() -> dict[str, str]:
-    """The published JSON Schemas of the five output contracts, file name -> text."""
-    root = Path(__file__).parent / "schemas"
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(root.glob("*.schema.json"))}
-
-
 _TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
 
 
@@ -309,7 +302,6 @@ def context(design: StackDesign) -> dict[str, Any]:
         + "\n",
         "state_json": json.dumps(state, indent=2, sort_keys=True) + "\n",
         "answers_schema_json": json.dumps(answers_json_schema(), indent=2, sort_keys=True) + "\n",
-        "contract_schemas": contract_schemas(),
     }
 
 

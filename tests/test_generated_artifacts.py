@@ -354,8 +354,8 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
     for name, path in contracts.items():
         doc = docs_of(path)[0] if path.suffix == ".yaml" else json.loads(path.read_text())
         assert errors_of(contract_validator(name), doc) == [], path.name
-        shipped = json.loads((root / "schemas" / f"{name}.schema.json").read_text())
-        assert shipped == contract_validator(name).schema
+        shipped = (root / "schemas" / f"{name}.schema.json").read_bytes()
+        assert shipped == (PACKAGE_SCHEMAS / f"{name}.schema.json").read_bytes()
     registry = json.loads(contracts["model-registry"].read_text())
     assert registry["model_name"] == design.requirements.project_name
     limit = design.sizing.cpu_limit
