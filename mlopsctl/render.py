@@ -14,10 +14,11 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,142 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
     )
 
 
+# In-process rendering. Copier's own run (``render_to``) spends most of its time importing
+# copier and its prompt toolkit, compiling every template again and starting one ``git config``
+# process per file. ``_render_fast`` renders the same template with Jinja directly, following
+# copier's rules for the subset of copier features the template uses (``_subdirectory``,
+# ``_templates_suffix``, ``_envops``, conditional file and folder names, file modes), with
+# compiled templates kept for the life of the process. A template that uses anything else (a
+# question, ``_exclude``, an answers file, a copier-only filter or variable) is rendered by
+# copier itself. tests/test_determinism.py checks that both give identical trees.
+_FAST_CONFIG_KEYS = frozenset({"_subdirectory", "_templates_suffix", "_envops"})
+_COPIER_ANSWERS_FILE = ".copier-answers.yml"
+
+
+class _NeedsCopier(Exception):
+    """The template uses a copier feature the in-process renderer does not follow."""
+
+
+@dataclass(frozen=True)
+class _FastTemplate:
+    root: Path  # the template (where copier.yml is)
+    copy_root: Path  # root / _subdirectory
+    suffix: str
+    env: Any  # jinja2.sandbox.SandboxedEnvironment, as copier uses
+    names: dict[str, Any] = field(default_factory=dict)  # compiled file and folder names
+
+
+@lru_cache(maxsize=4)
+def _fast_template(root: Path) -> _FastTemplate | None:
+    import yaml
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8")) or {}
+    if not isinstance(config, dict) or set(config) - _FAST_CONFIG_KEYS:
+        return None
+    subdirectory = config.get("_subdirectory")
+    suffix = config.get("_templates_suffix", ".jinja")
+    envops = dict(config.get("_envops") or {})
+    if not isinstance(subdirectory, str) or Path(subdirectory) == Path():
+        return None  # copier's default exclusions would apply
+    if not isinstance(suffix, str) or not suffix.startswith(".") or suffix.count(".") != 1:
+        return None
+    # Only StrictUndefined: a copier-only variable must fail here, never render as "".
+    if envops.pop("undefined", None) != "jinja2.StrictUndefined":
+        return None
+    envops.setdefault("keep_trailing_newline", True)
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(root)), undefined=StrictUndefined, auto_reload=False, **envops
+    )
+    return _FastTemplate(root, root / subdirectory, suffix, env)
+
+
+def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:
+    if "{" not in part:
+        return part
+    compiled = tpl.names.get(part)
+    if compiled is None:
+        compiled = tpl.names[part] = tpl.env.from_string(part)
+    rendered: str = compiled.render(**data)
+    if rendered and (rendered in {".", "..", _COPIER_ANSWERS_FILE} or "/" in rendered):
+        raise _NeedsCopier(f"path part {part!r} renders to {rendered!r}")
+    return rendered
+
+
+def _write_new(path: Path, content: bytes, mode: int) -> None:
+    """Create ``path`` (never following or replacing anything) with ``content`` and ``mode``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list[str]:
+    """Render ``tpl`` into the new directory ``target`` as copier would; return the files."""
+    from jinja2 import TemplateError
+
+    files: list[str] = []
+    os.mkdir(target)
+    try:
+        pending = [Path()]
+        while pending:
+            rel_dir = pending.pop()
+            with os.scandir(tpl.copy_root / rel_dir) as entries:
+                names = sorted((e.name, e.is_symlink(), e.is_dir()) for e in entries)
+            for name, is_link, is_dir in names:
+                src_rel = rel_dir / name
+                if is_link:
+                    raise _NeedsCopier(f"{src_rel} is a symlink")
+                is_template = name.endswith(tpl.suffix)
+                if not is_template and (tpl.copy_root / f"{src_rel}{tpl.suffix}").exists():
+                    continue  # copier renders the templated sibling instead
+                out_rel = src_rel.with_suffix("") if is_template else src_rel
+                parts = [_render_part(tpl, part, data) for part in out_rel.parts]
+                if not all(parts):
+                    continue  # a conditional name rendered empty: skip it and what is below
+                dst_rel = Path(*parts)
+                if not is_template and (tpl.root / f"{dst_rel}{tpl.suffix}").exists():
+                    continue  # copier's own rule for a plain file shadowed by a template
+                dst = target / dst_rel
+                if is_dir:
+                    dst.mkdir(parents=True, exist_ok=True)
+                    pending.append(src_rel)
+                    continue
+                src = tpl.copy_root / src_rel
+                if is_template:
+                    name_in_root = (src.relative_to(tpl.root)).as_posix()
+                    content = tpl.env.get_template(name_in_root).render(**data).encode()
+                else:
+                    content = src.read_bytes()
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                _write_new(dst, content, stat.S_IMODE(src.stat().st_mode))
+                files.append(dst_rel.as_posix())
+    except TemplateError as exc:
+        raise _NeedsCopier(str(exc)) from exc
+    return sorted(files)
+
+
+def _render_into(design: StackDesign, target: Path) -> list[str]:
+    """Render into the new directory ``target``: in-process when the template allows it, else
+    by copier."""
+    tpl = _fast_template(template_dir())
+    if tpl is not None:
+        try:
+            files = _render_fast(tpl, context(design), target)
+        except _NeedsCopier:
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            from mlopsctl.update import record_base
+
+            return record_base(target, files)  # as render_to does after copier
+    return render_to(design, target)
+
+
 # ---- Atomic output ----------------------------------------------------------------------------
 
 
@@ -439,7 +576,7 @@ def generate(design: StackDesign, destination: Path, *, force: bool = False) -> 
     try:
         with _staging(anchor, held) as tmp:
             stage = tmp / "out"
-            files = render_to(design, stage)
+            files = _render_into(design, stage)
             if existing:
                 _swap_in(stage, destination, files, tmp, held)
             elif is_dir:

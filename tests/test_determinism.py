@@ -16,7 +16,13 @@ import pytest
 
 from mlopsctl.api import assess, load_requirements
 from mlopsctl.render import (
+    _fast_template,
+    _render_fast,
+    _render_into,
+    context,
     generate,
+    render_to,
+    template_dir,
 )
 from tests.test_hostile import snapshot
 
@@ -54,6 +60,19 @@ def test_two_runs_give_identical_trees(name: str, tmp_path: Path) -> None:
     again = assess(load_requirements(ANSWER_SETS[name], defaults=True))
     generate(again, tmp_path / "deeper" / "path" / "two")
     assert _tree(tmp_path / "one") == _tree(tmp_path / "deeper" / "path" / "two")
+
+
+@pytest.mark.parametrize("name", list(ANSWER_SETS))
+def test_the_in_process_renderer_matches_copier(name: str, tmp_path: Path) -> None:
+    """Same files, folders, bytes and modes as copier's own run of the template."""
+    design = assess(load_requirements(ANSWER_SETS[name], defaults=True))
+    tpl = _fast_template(template_dir())
+    assert tpl is not None, "the template left the subset the in-process renderer follows"
+    _render_fast(tpl, context(design), tmp_path / "bare")  # raises if it needs copier
+    fast = _render_into(design, tmp_path / "fast")
+    slow = render_to(design, tmp_path / "copier")
+    assert fast == slow
+    assert _tree(tmp_path / "fast") == _tree(tmp_path / "copier")
 
 
 def _cli(dest: Path, cwd: Path, env: dict[str, str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import errno
-import io
 import os
 import shutil
 import signal
@@ -28,7 +27,7 @@ from mlopsctl.api import assess, load_requirements
 from mlopsctl.cli.app import app
 from mlopsctl.design import StackDesign
 from mlopsctl.errors import DestinationError, GenerationError
-from mlopsctl.render import generate, render_to
+from mlopsctl.render import generate
 from tests.test_hostile import leftovers, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +69,7 @@ def signalling(sig: int) -> Callable[[str], None]:
 @contextmanager
 def injected(injector: Injector) -> Iterator[Injector]:
     """Wrap os.open (for writing), os.write, os.fchmod, os.chmod, os.mkdir, os.rename,
-    os.replace, os.symlink, and builtins.open and io.open (for writing; pathlib writes through
-    io.open)."""
+    os.replace, os.symlink and builtins.open (for writing)."""
     saved: dict[str, Any] = {name: getattr(os, name) for name in PRIMITIVES}
     saved_open = builtins.open
 
@@ -94,13 +92,11 @@ def injected(injector: Injector) -> Iterator[Injector]:
         for name in PRIMITIVES:
             setattr(os, name, wrap(name))
         builtins.open = wrapped_open
-        io.open = wrapped_open
         yield injector
     finally:
         for name, real in saved.items():
             setattr(os, name, real)
         builtins.open = saved_open
-        io.open = saved_open
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +111,6 @@ def _reference(design: StackDesign, tmp: Path) -> dict[str, Any]:
     shutil.rmtree(ref)
     out.pop("")
     return out
-
-
-def _first_write_after_rendering(design: StackDesign, tmp: Path, kind: str) -> int:
-    """Where a sweep starts. Writes while copier renders into the staging directory are the
-    same for every starting state, so the "missing" state sweeps them all and the others start
-    a few writes before rendering ends, where the states begin to differ."""
-    if kind == "missing":
-        return 0
-    counter = Injector(0, raising(errno.EIO))
-    with injected(counter):
-        render_to(design, tmp / "count")
-    shutil.rmtree(tmp / "count")
-    return max(0, counter.calls - 5)
 
 
 def _scenario(kind: str, root: Path) -> Path:
@@ -162,7 +145,7 @@ def test_a_failure_at_every_write_leaves_the_destination_as_it_was(
     root = tmp_path / "root"
     root.mkdir()
     outcomes = {"refused": 0}
-    n = _first_write_after_rendering(design, tmp_path, kind)
+    n = 0
     while True:
         n += 1
         dest = _scenario(kind, root)
@@ -185,8 +168,7 @@ def test_a_failure_at_every_write_leaves_the_destination_as_it_was(
         _reset(root)
     # The run that got past every injection point produced the whole tree.
     _assert_complete(dest, expected)
-    enough = 20 if kind == "missing" else 3
-    assert outcomes["refused"] > enough, "the injector saw too few writes to mean anything"
+    assert outcomes["refused"] > 20, "the injector saw too few writes to mean anything"
 
 
 def _assert_complete(dest: Path, expected: dict[str, Any]) -> None:
@@ -249,7 +231,7 @@ def test_a_signal_at_every_write_leaves_the_destination_whole_or_untouched(
     root = tmp_path / "root"
     root.mkdir()
     outcomes = {"untouched": 0, "complete": 0}
-    n = _first_write_after_rendering(design, tmp_path, kind)
+    n = 0
     while True:
         n += 1
         dest = _scenario(kind, root)
@@ -272,7 +254,7 @@ def test_a_signal_at_every_write_leaves_the_destination_whole_or_untouched(
             _assert_complete(dest, expected)
             outcomes["complete"] += 1
         _reset(root)
-    assert outcomes["untouched"] > (10 if kind == "missing" else 3)
+    assert outcomes["untouched"] > 10
 
 
 _CHILD = """
@@ -330,10 +312,8 @@ def test_ctrl_c_at_random_moments_of_a_real_run(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert leftovers(root) == []
         if proc.returncode not in (0, 130):
-            # Interrupted while Python was still starting or importing, before any mlopsctl
-            # code ran: killed by the signal itself, or a KeyboardInterrupt out of an import.
-            assert proc.returncode == -signal.SIGINT or "KeyboardInterrupt" in err, err
-            assert "mlopsctl/render.py" not in err, err
+            # Interrupted while Python was still importing, before any mlopsctl code ran.
+            assert "KeyboardInterrupt" in err and "mlopsctl/render.py" not in err, err
             assert not dest.exists()
             _reset(root)
             continue

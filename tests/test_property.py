@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from mlopsctl.api import load_requirements
 from mlopsctl.errors import RuleAbort
 from mlopsctl.questionnaire import Question, questions
-from mlopsctl.render import generate
+from mlopsctl.render import generate, render_to
 from mlopsctl.requirements import (
     DESCRIPTION_MAX,
     PROJECT_NAME_MAX,
@@ -34,6 +34,7 @@ from mlopsctl.requirements import (
     ScaleRequirements,
 )
 from mlopsctl.rules.engine import evaluate
+from tests.test_determinism import _tree
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -220,6 +221,27 @@ def test_valid_answer_sets_render_and_parse_second_half(
     answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     _render_and_check(answers, tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=answer_sets())
+def test_copier_itself_renders_the_same_trees(
+    answers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    req = load_requirements(answers)
+    try:
+        design = evaluate(req)
+    except RuleAbort:
+        assume(False)
+        raise
+    base = tmp_path_factory.getbasetemp() / f"c{next(_serial)}"
+    try:
+        generate(design, base / "fast")
+        render_to(design, base / "copier")
+        assert _tree(base / "fast") == _tree(base / "copier")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
