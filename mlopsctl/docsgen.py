@@ -61,7 +61,8 @@ def questions_md() -> str:
 
 def cli_md() -> str:
     """Every command's --help, as the CLI itself prints it."""
-    import click
+    from typing import Any
+
     import typer
 
     from mlopsctl.cli.app import app
@@ -74,12 +75,13 @@ def cli_md() -> str:
         "",
     ]
 
-    def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
+    # Typer carries its own copy of click, so commands are handled by what they can do.
+    def walk(cmd: Any, path: list[str], parent: Any) -> None:
         settings = {**cmd.context_settings, "max_content_width": 100, "terminal_width": 100}
-        ctx = click.Context(cmd, info_name=path[-1], parent=parent, **settings)
+        ctx = cmd.context_class(cmd, info_name=path[-1], parent=parent, **settings)
         title = " ".join(path)
         lines.extend([f"## `{title}`", "", "```text", cmd.get_help(ctx).rstrip(), "```", ""])
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "list_commands"):
             for name in sorted(cmd.list_commands(ctx)):
                 sub = cmd.get_command(ctx, name)
                 if sub is not None and not sub.hidden:

@@ -52,8 +52,9 @@ def yaml_value(value: Any) -> str:
 _JSON_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 
 
-def json_value(value: Any) -> str:
+def json_value(value: Any, indent: int | None = None) -> str:
     """A JSON representation of ``value`` (keys sorted) that JSON and YAML readers alike read
-    back as exactly ``value``. NaN and infinities are refused: JSON has no spelling for them."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    back as exactly ``value``. NaN and infinities are refused: JSON has no spelling for them.
+    ``indent`` spreads a whole document over lines, so that edits to it merge line by line."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, indent=indent)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

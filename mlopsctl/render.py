@@ -43,8 +43,9 @@ def template_dir() -> Path:
     source = here.parent / "templates"
     if (source / "copier.yml").is_file():
         return source
-    raise GenerationError("the project template is missing from this installation",
-                          hint="reinstall mlopsctl")
+    raise GenerationError(
+        "the project template is missing from this installation", hint="reinstall mlopsctl"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -128,14 +129,15 @@ def at_tier(design: StackDesign, floor: str) -> StackDesign:
     from mlopsctl.design import Decision
 
     raised = _TIER_ORDER[design.tier] < _TIER_ORDER[floor]
-    reason = (
-        f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; "
-        + (f"the rules alone chose {design.tier}" if raised else "the rules chose " + design.tier)
+    reason = f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; " + (
+        f"the rules alone chose {design.tier}" if raised else "the rules chose " + design.tier
     )
     decision = Decision(rule="COMMAND", capability="tier_floor", choice=floor, reason=reason)
     return design.model_copy(
-        update={"tier": floor if raised else design.tier,
-                "decisions": [*design.decisions, decision]}
+        update={
+            "tier": floor if raised else design.tier,
+            "decisions": [*design.decisions, decision],
+        }
     )
 
 
@@ -299,8 +301,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "jv": json_value,
         "jv_doc": _json_document,
         "answers_yaml": answers_yaml(design),
-        "design_json": json.dumps(design_dict, indent=2, sort_keys=True, ensure_ascii=False)
-        + "\n",
+        "design_json": json.dumps(design_dict, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
         "state_json": json.dumps(state, indent=2, sort_keys=True) + "\n",
         "answers_schema_json": json.dumps(answers_json_schema(), indent=2, sort_keys=True) + "\n",
     }

@@ -191,3 +191,31 @@ def test_decisions_doc_names_every_decision(tmp_path: Path) -> None:
     for decision in design.decisions:
         assert f"| {decision.capability} | " in doc
         assert decision.rule in doc
+
+
+def test_decisions_doc_shows_what_assess_shows(tmp_path: Path) -> None:
+    req = make_requirements(
+        governance_level="production",
+        team_size=3,
+        existing_stack=["mlflow", "wandb"],
+        scale_requirements={"rps": 1500, "latency_ms": 80},
+    )
+    design = assess(req)
+    out = tmp_path / "out"
+    generate(req, out)
+    doc = (out / "docs/decisions.md").read_text()
+    for capability, choice in design.stack.model_dump().items():
+        assert f"| {capability} | {choice} |" in doc
+    assert design.alternatives, "this profile overrides at least one proposal"
+    for alt in design.alternatives:
+        assert (
+            f"| {alt.capability} | {alt.choice} | {alt.proposed_by} | {alt.overridden_by} |" in doc
+        )
+    for alert in design.alerts:
+        assert f"| {alert.name} | {alert.priority} | {alert.notify} |" in doc
+    for key, value in design.thresholds.model_dump().items():
+        assert f"| {key} | {value} |" in doc
+    for item in design.governance:
+        assert f"- {item}\n" in doc
+    for line in design.sizing.assumptions:
+        assert line in doc

@@ -70,9 +70,9 @@ def apply_edits(project: Path, plan: list[tuple[str, str, float]]) -> dict[str, 
     for n, (rel, kind, where) in enumerate(plan):
         path = project / rel
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        i = min(int(where * len(lines)), len(lines) - 1)
+        i = max(0, min(int(where * len(lines)), len(lines) - 1))
         mine = f"# user edit {n} in {rel}\n"
-        if kind != "insert":
+        if kind != "insert" and lines:  # an emptied file has no line left to remove
             gone = lines.pop(i).rstrip("\n")  # a later edit may undo an earlier one
             if gone in written.get(rel, []):
                 written[rel].remove(gone)
