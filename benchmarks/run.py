@@ -96,7 +96,7 @@ def main() -> int:
 
         # ---- init vs copier alone --------------------------------------------------------------
         from mlopsctl.api import assess, load_requirements
-        from mlopsctl.render import _render_into, context, render_to, template_dir
+        from mlopsctl.render import render_tree, context, render_to, template_dir
 
         design = assess(load_requirements({"project_name": "bench"}, defaults=True))
         data = {k: v for k, v in context(design).items() if k not in {"yv", "jv"}}
@@ -134,8 +134,8 @@ def main() -> int:
 
         render_to(design, work / "warm-copier")
         copier_in = median_time(lambda i: render_to(design, work / f"rc{i}"), runs)
-        _render_into(design, work / "warm-fast")
-        fast_in = median_time(lambda i: _render_into(design, work / f"rf{i}"), runs)
+        render_tree(design, work / "warm-fast")
+        fast_in = median_time(lambda i: render_tree(design, work / f"rf{i}"), runs)
         rows.append(
             row(
                 "render in-process (mlopsctl)",

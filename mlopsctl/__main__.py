@@ -1,3 +1,3 @@
-from mlopsctl.cli.app import main
+from mlopsctl.cli import main
 
 main()

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from mlopsctl import __version__
 from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_value, yaml_value
+from mlopsctl.interrupts import Progress, current, held, redeliver
 
 TEMPLATE_VERSION = "1"
 STATE_DIR = ".mlopsctl"
@@ -455,7 +455,7 @@ def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list
     return sorted(files)
 
 
-def _render_into(design: StackDesign, target: Path) -> list[str]:
+def render_tree(design: StackDesign, target: Path) -> list[str]:
     """Render into the new directory ``target``: in-process when the template allows it, else
     by copier."""
     tpl = _fast_template(template_dir())
@@ -474,38 +474,8 @@ def _render_into(design: StackDesign, target: Path) -> list[str]:
 # ---- Atomic output ----------------------------------------------------------------------------
 
 
-class _Held:
-    """SIGINT and SIGTERM received during critical sections, and whether the tree is in place."""
-
-    def __init__(self) -> None:
-        self.signals: list[int] = []
-        self.committed = False
-
-
 @contextmanager
-def _signals_held(held: _Held) -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while the tree is swapped in or cleaned up, so that neither a
-    commit, a rollback nor the removal of the working directory is ever cut in half. Outside
-    the main thread Python delivers no signals, so there is nothing to hold."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def hold(signum: int, frame: Any) -> None:
-        held.signals.append(signum)
-
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextmanager
-def _staging(parent: Path, held: _Held) -> Iterator[Path]:
+def _staging(parent: Path, progress: Progress) -> Iterator[Path]:
     """A private directory beside the destination (same filesystem, so renames are atomic),
     removed whatever happens."""
     try:
@@ -515,7 +485,7 @@ def _staging(parent: Path, held: _Held) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        with _signals_held(held):
+        with held(progress):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -573,35 +543,37 @@ def generate(design: StackDesign, destination: Path, *, force: bool = False) -> 
         anchor = anchor.parent
     if not anchor.is_dir():
         raise DestinationError(f"{anchor} is not a directory")
-    held = _Held()
+    progress = current()
     try:
-        with _staging(anchor, held) as tmp:
+        with _staging(anchor, progress) as tmp:
             stage = tmp / "out"
-            files = _render_into(design, stage)
+            files = render_tree(design, stage)
+            what = f"the {len(files)} generated files are all in place in {destination}"
             if existing:
-                _swap_in(stage, destination, files, tmp, held)
+                _swap_in(stage, destination, files, tmp, progress, what)
             elif is_dir:
-                _move_entries(stage, destination, held)
+                _move_entries(stage, destination, progress, what)
             else:
-                _move_in(stage, destination, anchor, tmp, held)
+                _move_in(stage, destination, anchor, tmp, progress, what)
     except OSError as exc:
         raise _os_error(exc, destination, "writing") from None
     finally:
-        if held.signals and not held.committed:
-            signal.raise_signal(held.signals[0])
-    if held.signals:
+        redeliver(progress)
+    if progress.signals:
         raise Interrupted(
             f"interrupted while the repository was being moved into {destination}; "
-            f"that step was completed, so the {len(files)} generated files are all in place",
+            f"that step was completed, so {what}",
             hint="check the repository, or remove it and run the command again",
         )
     return GenerationResult(destination=destination, files=tuple(files))
 
 
-def _move_in(stage: Path, destination: Path, anchor: Path, tmp: Path, held: _Held) -> None:
+def _move_in(
+    stage: Path, destination: Path, anchor: Path, tmp: Path, progress: Progress, what: str
+) -> None:
     """One rename puts the tree (and any missing parents) in place."""
     missing = destination.relative_to(anchor).parts
-    with _signals_held(held):
+    with held(progress):
         if len(missing) == 1:
             os.rename(stage, destination)
         else:
@@ -610,14 +582,14 @@ def _move_in(stage: Path, destination: Path, anchor: Path, tmp: Path, held: _Hel
             nested.parent.mkdir(parents=True)
             os.rename(stage, nested)
             os.rename(holder / missing[0], anchor / missing[0])
-        held.committed = True
+        progress.commit(what)
 
 
-def _move_entries(stage: Path, destination: Path, held: _Held) -> None:
+def _move_entries(stage: Path, destination: Path, progress: Progress, what: str) -> None:
     """Fill an empty existing directory (often the working directory, which must stay the same
     directory) by moving each top-level entry; on failure the moved ones go back."""
     moved: list[str] = []
-    with _signals_held(held):
+    with held(progress):
         try:
             for name in sorted(os.listdir(stage)):
                 os.rename(stage / name, destination / name)
@@ -626,7 +598,7 @@ def _move_entries(stage: Path, destination: Path, held: _Held) -> None:
             for name in reversed(moved):
                 os.rename(destination / name, stage / name)
             raise
-        held.committed = True
+        progress.commit(what)
 
 
 def _check_targets(destination: Path, files: list[str]) -> None:
@@ -651,14 +623,16 @@ def _check_targets(destination: Path, files: list[str]) -> None:
                 raise DestinationError(f"{node} is a directory; a generated file goes there")
 
 
-def _swap_in(stage: Path, destination: Path, files: list[str], tmp: Path, held: _Held) -> None:
+def _swap_in(
+    stage: Path, destination: Path, files: list[str], tmp: Path, progress: Progress, what: str
+) -> None:
     """Replace generated files in an existing tree one by one, with a rollback journal."""
     _check_targets(destination, files)
     backup = tmp / "backup"
     replaced: list[str] = []
     created: list[Path] = []
     created_dirs: list[Path] = []
-    with _signals_held(held):
+    with held(progress):
         try:
             backup.mkdir()
             for rel in files:
@@ -678,7 +652,7 @@ def _swap_in(stage: Path, destination: Path, files: list[str], tmp: Path, held: 
         except BaseException:
             _roll_back(destination, backup, replaced, created, created_dirs)
             raise
-        held.committed = True
+        progress.commit(what)
 
 
 def _roll_back(

@@ -16,6 +16,7 @@ with the originals kept aside and put back if anything fails. ``docs/update.md``
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlopsctl.errors import GenerationError, MlopsctlError, UsageError
+from mlopsctl.errors import GenerationError, Interrupted, MlopsctlError, UsageError
+from mlopsctl.interrupts import current, held, redeliver
 
 STATE_DIR = ".mlopsctl"
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -429,6 +431,23 @@ def _workdir(near: Path | None = None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def _planning_errors() -> Iterator[None]:
+    """A file that cannot be read, or a working file that cannot be written, while the update is
+    worked out: nothing has been written to the project yet."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = "check the permissions of the project's files and of the temporary directory"
+        if exc.errno == errno.ENOSPC:
+            hint = "free some disk space (the update is worked out in the temporary directory)"
+        raise GenerationError(
+            f"working out the update failed: {exc.strerror or exc}{where}; nothing was written",
+            hint=f"{hint}, then run mlopsctl update again",
+        ) from None
+
+
 def _requirements(
     destination: Path, answers: Path | None, sets: list[str] | None, project_name: str | None
 ) -> tuple[Any, Any]:
@@ -488,9 +507,9 @@ def plan_update(
     file_req, new_req = _requirements(destination, answers, sets, old_name)
     design = render.apply_recorded_floor(evaluate(new_req, strict=strict), state)
 
-    with _workdir() as work:
+    with _planning_errors(), _workdir() as work:
         theirs_root = work / "theirs"
-        render.render_to(design, theirs_root)
+        render.render_tree(design, theirs_root)
         theirs_all = _read_tree(theirs_root)
         modes = {
             p.relative_to(theirs_root).as_posix(): stat.S_IMODE(p.stat().st_mode)
@@ -641,14 +660,26 @@ def apply_update(plan: UpdatePlan) -> None:
     writes.update(plan.internal)
     if not writes:
         return
+    progress = current()
     try:
-        _swap(plan.destination, writes, plan.modes)
+        with held(progress):
+            _swap(plan.destination, writes, plan.modes)
+            changed, dest = len(plan.changed), plan.destination
+            progress.commit(f"the update is in place: {changed} files changed in {dest}")
     except OSError as exc:
         raise GenerationError(
             f"writing the update into {plan.destination} failed: {exc.strerror or exc}; "
             "every file was put back as it was",
             hint="check free disk space and permissions, then run mlopsctl update again",
         ) from None
+    finally:
+        redeliver(progress)
+    if progress.signals:
+        raise Interrupted(
+            f"interrupted while the update was being written; that step was completed, so "
+            f"{progress.in_place}",
+            hint="review with git diff, then commit",
+        )
 
 
 def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:

@@ -143,7 +143,7 @@ def test_interrupt_is_exit_130_and_writes_nothing(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(render, "render_to", interrupted)
-    monkeypatch.setattr(render, "_render_into", interrupted)
+    monkeypatch.setattr(render, "render_tree", interrupted)
     code, _, err = invoke("init", str(tmp_path / "x"), "--defaults")
     assert code == 130
     assert "interrupted" in err

@@ -264,7 +264,7 @@ HEAVY = (
 _PROBE = """
 import json, sys
 sys.argv = ["mlopsctl", *sys.argv[1:]]
-from mlopsctl.cli.app import main
+from mlopsctl.cli import main
 try:
     main()
 except SystemExit:
@@ -304,7 +304,7 @@ def hook(event, args):
         opened.append(args[0] if isinstance(args[0], str) else args[0].decode())
 sys.addaudithook(hook)
 sys.argv = ["mlopsctl", "init", sys.argv[1], "--defaults", "--set", "project_name=wheel"]
-from mlopsctl.cli.app import main
+from mlopsctl.cli import main
 try:
     main()
 except SystemExit as exc:

@@ -18,10 +18,10 @@ from mlopsctl.api import assess, load_requirements
 from mlopsctl.render import (
     _fast_template,
     _render_fast,
-    _render_into,
     context,
     generate,
     render_to,
+    render_tree,
     template_dir,
 )
 from tests.test_hostile import snapshot
@@ -69,7 +69,7 @@ def test_the_in_process_renderer_matches_copier(name: str, tmp_path: Path) -> No
     tpl = _fast_template(template_dir())
     assert tpl is not None, "the template left the subset the in-process renderer follows"
     _render_fast(tpl, context(design), tmp_path / "bare")  # raises if it needs copier
-    fast = _render_into(design, tmp_path / "fast")
+    fast = render_tree(design, tmp_path / "fast")
     slow = render_to(design, tmp_path / "copier")
     assert fast == slow
     assert _tree(tmp_path / "fast") == _tree(tmp_path / "copier")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,7 +78,9 @@ def injected(injector: Injector) -> Iterator[Injector]:
         real = saved[name]
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if name != "open" or (len(args) > 1 and args[1] & _WRITE_FLAGS):
+            if name == "mkdir" and os.path.lexists(args[0]):
+                pass  # fails with EEXIST whatever happens: callers expect that, not a fault
+            elif name != "open" or (len(args) > 1 and args[1] & _WRITE_FLAGS):
                 injector.tick(name)
             return real(*args, **kwargs)
 
@@ -263,7 +266,7 @@ sys.path.insert(0, {root!r})
 from tests.test_faults import Injector, injected, signalling
 at, sig = int(sys.argv[1]), int(sys.argv[2])
 sys.argv = ["mlopsctl", *sys.argv[3:]]
-from mlopsctl.cli.app import main
+from mlopsctl.cli import main
 inj = Injector(at, signalling(sig))
 with injected(inj):
     main()
@@ -299,6 +302,46 @@ def test_signals_in_a_real_process(sig: int, tmp_path: Path) -> None:
         _reset(root)
 
 
+_CHILD_AFTER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from rich.console import Console
+from mlopsctl.cli import main
+sig, dest = int(sys.argv[1]), Path(sys.argv[3])
+sys.argv = ["mlopsctl", *sys.argv[2:]]
+real = Console.print
+def report(self, *args, **kwargs):
+    if dest.exists():  # the tree is in place and the report is being printed
+        os.kill(os.getpid(), sig)
+    return real(self, *args, **kwargs)
+Console.print = report
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_tree_is_in_place_reports_it_complete(
+    sig: int, design: StackDesign, tmp_path: Path
+) -> None:
+    expected = _reference(design, tmp_path)
+    dest = tmp_path / "dest"
+    code = _CHILD_AFTER.format(root=str(ROOT))
+    args = ["init", str(dest), "--defaults", "--set", "project_name=faulty"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(sig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "nothing was written" not in proc.stderr
+    assert "all in place" in proc.stderr, proc.stderr
+    _assert_complete(dest, expected)
+
+
 @pytest.mark.slow
 def test_ctrl_c_at_random_moments_of_a_real_run(tmp_path: Path) -> None:
     root = tmp_path / "root"
@@ -312,18 +355,44 @@ def test_ctrl_c_at_random_moments_of_a_real_run(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert leftovers(root) == []
         if proc.returncode not in (0, 130):
-            # Killed by the signal itself while Python was starting, or a KeyboardInterrupt out
-            # of an import, before any mlopsctl code ran.
-            assert proc.returncode == -signal.SIGINT or "KeyboardInterrupt" in err, err
-            assert "mlopsctl/render.py" not in err, err
+            assert interrupted_while_python_starts(proc.returncode, err, signal.SIGINT), err
             assert not dest.exists()
             _reset(root)
             continue
         assert proc.returncode in (0, 130), err
-        assert "Traceback" not in err
-        if proc.returncode == 130 and "all in place" not in err:
+        assert "Traceback" not in _without_lost_interrupts(err), err
+        if proc.returncode == 0:
+            assert len(snapshot(dest)) > 50
+        elif "all in place" not in err:
             assert not dest.exists()
         _reset(root)
+
+
+_ENTRY_POINT = ("mlopsctl/__main__.py", "mlopsctl/__init__.py", "mlopsctl/cli/__init__.py")
+
+
+def interrupted_while_python_starts(returncode: int, err: str, sig: int) -> bool:
+    """The signal came while Python itself was starting (site, encodings, runpy) or loading the
+    entry point, before any mlopsctl code could handle it: the interpreter ends the process by
+    the signal, or with its own KeyboardInterrupt traceback and exit 1."""
+    frames = re.findall(r'File "([^"]+)"', err)
+    ours = [f for f in frames if "/mlopsctl/" in f and not f.endswith(_ENTRY_POINT)]
+    if returncode == -sig:
+        return not ours
+    return returncode == 1 and err.rstrip().endswith("KeyboardInterrupt") and not ours
+
+
+_LOST = re.compile(
+    r"Exception ignored in: <function [^\n]*>\nTraceback \(most recent call last\):\n"
+    r'(  File "<frozen importlib\._bootstrap>", [^\n]*\n)+KeyboardInterrupt: ?\n'
+)
+
+
+def _without_lost_interrupts(err: str) -> str:
+    """The interpreter's own report of a Ctrl-C that landed in an import lock's weakref callback:
+    Python prints it and drops the interrupt, so the run goes on (to exit 0 with the whole
+    tree, which the caller checks)."""
+    return _LOST.sub("", err)
 
 
 # ---- Nothing outside the destination ----

@@ -28,14 +28,14 @@ from mlopsctl.checks._model import CheckSpec
 def render_answers(answers: Path, out: Path) -> list[str]:
     """Assess ``answers`` (an ``mlopsctl.yaml``) and render the project into ``out``."""
     from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults, load_answers_file
-    from mlopsctl.render import apply_recorded_floor, read_state, render_to
+    from mlopsctl.render import apply_recorded_floor, read_state, render_tree
     from mlopsctl.rules.engine import evaluate
 
     answer_set = load_answers_file(answers, AnswerSet())
     fill_defaults(answer_set)
     design = evaluate(build_requirements(answer_set, use_defaults=True))
     design = apply_recorded_floor(design, read_state(answers.parent))
-    return render_to(design, out)
+    return render_tree(design, out)
 
 
 def _first_difference(committed: str, generated: str) -> int:

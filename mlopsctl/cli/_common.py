@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -71,6 +72,8 @@ def stdout() -> Console:
 def fail(message: str, hint: str | None, code: int) -> NoReturn:
     from rich.markup import escape
 
+    _said_why(code)
+
     err = stderr()
     err.print(f"[bold red]error:[/] {escape(message)}")
     if hint:
@@ -78,19 +81,47 @@ def fail(message: str, hint: str | None, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+# Set by the console entry point: the process is the command's, so signals that arrive once its
+# output is in place may be held until it exits.
+_owns_process = False
+# Whether the reason for an exit 130 was printed; Typer exits 130 silently on a Ctrl-C that
+# lands before a command's body runs.
+_interrupt_explained = False
+
+
+def _said_why(code: int) -> None:
+    global _interrupt_explained
+    if code == 130:
+        _interrupt_explained = True
+
+
+def _interrupted(what: str) -> NoReturn:
+    from mlopsctl.errors import ExitCode
+
+    _said_why(ExitCode.INTERRUPTED)
+    stderr().print(f"interrupted: {what}", markup=False)
+    raise typer.Exit(ExitCode.INTERRUPTED)
+
+
 @contextmanager
 def errors_to_exit_codes() -> Iterator[None]:
     """One place that turns exceptions into the documented exit codes."""
     from mlopsctl.errors import ExitCode, MlopsctlError
+    from mlopsctl.interrupts import tracking
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    progress = None
     try:
-        yield
+        with tracking(keep_held=_owns_process) as progress:
+            try:
+                yield
+            except (KeyboardInterrupt, Terminated):
+                # An interrupt after the output was put in place says what is on disk.
+                _interrupted(progress.in_place or "nothing was written")
+            if progress.signals and progress.committed:
+                _interrupted(progress.in_place or "")
     except MlopsctlError as exc:
         fail(exc.message, exc.hint, exc.exit_code)
-    except (KeyboardInterrupt, Terminated):
-        stderr().print("interrupted: nothing was written")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # a bug: short message, no locals
@@ -100,7 +131,8 @@ def errors_to_exit_codes() -> Iterator[None]:
             ExitCode.INTERNAL,
         )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not (progress is not None and progress.committed and progress.keep_held):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def interactive() -> bool:
@@ -137,7 +169,32 @@ def collect_requirements(
     return build_requirements(answer_set, use_defaults=defaults or ask)
 
 
-def run_app(app: Callable[..., Any]) -> None:
-    """The console entry point: SIGTERM behaves as Ctrl-C from the first moment on."""
+def run_app(app: Callable[..., Any]) -> NoReturn:
+    """The console entry point: SIGTERM behaves as Ctrl-C from the first moment on, and once a
+    command has put its output in place, later signals wait for it to finish its report.
+
+    The process ends without the interpreter's finalization: that phase puts the default signal
+    handlers back, so a Ctrl-C landing in it would kill a process whose work is complete and
+    report it as interrupted. Every file is closed by then; the standard streams are flushed."""
+    global _owns_process
+    _owns_process = True
     signal.signal(signal.SIGTERM, _on_sigterm)
-    app()
+    code: int = 0
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command began: Typer builds its command line first
+        code = 130
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            code = exc.code
+        elif exc.code is not None:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    if code == 130 and not _interrupt_explained:
+        stderr().print("interrupted: nothing was written")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)

@@ -54,9 +54,3 @@ _validate.register(app)
 from mlopsctl.cli import generate_tiers as _generate_tiers  # noqa: E402
 
 _generate_tiers.register(app)
-
-
-def main() -> None:
-    from mlopsctl.cli._common import run_app
-
-    run_app(app)

@@ -1,0 +1,81 @@
+"""Interrupts around writes.
+
+SIGINT and SIGTERM are held while output is moved into place or put back, so neither is ever cut
+in half. Once the output is in place, the command's ``Progress`` says so: an interrupt that
+arrives afterwards, however late, is reported with what is on disk, never as "nothing was
+written".
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+
+class Progress:
+    """What one command has put in place, and the signals held while it did."""
+
+    def __init__(self, *, keep_held: bool = False) -> None:
+        self.signals: list[int] = []
+        self.in_place: str | None = None
+        # Keep holding once the output is in place: a process that only has a report left to
+        # print finishes it rather than dying between the move and its exit.
+        self.keep_held = keep_held
+
+    @property
+    def committed(self) -> bool:
+        return self.in_place is not None
+
+    def commit(self, what: str) -> None:
+        """Record that the output is complete on disk; ``what`` says what and where."""
+        self.in_place = what
+
+
+_current: ContextVar[Progress | None] = ContextVar("mlopsctl_progress", default=None)
+
+
+def current() -> Progress:
+    """The running command's progress, or a fresh one when no command tracks it."""
+    return _current.get() or Progress()
+
+
+@contextmanager
+def tracking(*, keep_held: bool = False) -> Iterator[Progress]:
+    """Make a new ``Progress`` the current one for the duration of a command."""
+    progress = Progress(keep_held=keep_held)
+    token = _current.set(progress)
+    try:
+        yield progress
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def held(progress: Progress) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration; they are recorded in ``progress.signals`` and
+    the caller acts on them afterwards. Outside the main thread Python delivers no signals, so
+    there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hold(signum: int, frame: Any) -> None:
+        progress.signals.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if not (progress.committed and progress.keep_held):
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def redeliver(progress: Progress) -> None:
+    """Act on a held signal now, unless the output is already in place."""
+    if progress.signals and not progress.committed:
+        signal.raise_signal(progress.signals[0])
