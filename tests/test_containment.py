@@ -264,6 +264,10 @@ HEAVY = (
 _PROBE = """
 import json, sys
 sys.argv = ["mlopsctl", *sys.argv[1:]]
+import os
+def _exit(code):  # the entry point ends the process directly; come back here instead
+    raise SystemExit(code)
+os._exit = _exit
 from mlopsctl.cli import main
 try:
     main()
@@ -304,6 +308,10 @@ def hook(event, args):
         opened.append(args[0] if isinstance(args[0], str) else args[0].decode())
 sys.addaudithook(hook)
 sys.argv = ["mlopsctl", "init", sys.argv[1], "--defaults", "--set", "project_name=wheel"]
+import os
+def _exit(code):  # the entry point ends the process directly; come back here instead
+    raise SystemExit(code)
+os._exit = _exit
 from mlopsctl.cli import main
 try:
     main()
