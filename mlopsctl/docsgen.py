@@ -20,6 +20,11 @@ DOCS: dict[str, str] = {
     "rules.md": "mlopsctl.rules.describe:rules_reference_md",
     "schemas/design.schema.json": "mlopsctl.rules.describe:design_schema_json",
 }
+# Generated files shipped inside the package (paths under ``mlopsctl/``), so that readers such as
+# ``validate`` need not build them (building the answers schema imports pydantic).
+PACKAGE_DATA: dict[str, str] = {
+    "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",
+}
 
 
 def _load(target: str) -> Callable[[], str]:
@@ -30,6 +35,10 @@ def _load(target: str) -> Callable[[], str]:
 
 def render_all() -> dict[str, str]:
     return {path: _load(target)() for path, target in sorted(DOCS.items())}
+
+
+def render_package_data() -> dict[str, str]:
+    return {path: _load(target)() for path, target in sorted(PACKAGE_DATA.items())}
 
 
 def questions_md() -> str:
@@ -99,11 +108,15 @@ def answers_schema() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(argv[0]) if argv else Path(__file__).resolve().parent.parent / "docs"
-    for rel, text in render_all().items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+    outputs = [(root, render_all())]
+    if not argv:
+        outputs.append((Path(__file__).resolve().parent, render_package_data()))
+    for base, texts in outputs:
+        for rel, text in texts.items():
+            path = base / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
     return 0
 
 

@@ -52,9 +52,24 @@ def yaml_value(value: Any) -> str:
 _JSON_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 
 
+# A JSON string, or a number written with an exponent but no fraction (``1e+20``, ``5e-324``):
+# YAML 1.1 readers take such a number for a string, so it gets ``.0`` (``1.0e+20``), as PyYAML's
+# own emitter does.
+_JSON_BARE_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.])(-?\d+)([eE][-+]?\d+)')
+
+
+def portable_float(text: str) -> str:
+    """A float's ``repr`` as both YAML 1.1 and 1.2 readers (and JSON readers) read it."""
+    return _JSON_BARE_EXPONENT.sub(_with_fraction, text)
+
+
+def _with_fraction(m: re.Match[str]) -> str:
+    return m.group() if m.group(1) is None else f"{m.group(1)}.0{m.group(2)}"
+
+
 def json_value(value: Any, indent: int | None = None) -> str:
     """A JSON representation of ``value`` (keys sorted) that JSON and YAML readers alike read
     back as exactly ``value``. NaN and infinities are refused: JSON has no spelling for them.
     ``indent`` spreads a whole document over lines, so that edits to it merge line by line."""
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, indent=indent)
-    return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", portable_float(text))

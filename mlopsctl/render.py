@@ -29,7 +29,6 @@ from mlopsctl.escaping import json_value, yaml_value
 from mlopsctl.interrupts import Progress, current, held, redeliver
 
 TEMPLATE_VERSION = "1"
-STATE_DIR = ".mlopsctl"
 ANSWERS_FILE = "mlopsctl.yaml"
 TMP_PREFIX = ".mlopsctl-tmp-"
 
@@ -72,6 +71,13 @@ def _answer_scalar(value: Any) -> Any:
     return value
 
 
+def _answer_float(representer: Any, value: float) -> Any:
+    """Floats as both YAML 1.1 and 1.2 readers read them (``1.0e+20``, never ``1e+20``)."""
+    from mlopsctl.escaping import portable_float
+
+    return representer.represent_scalar("tag:yaml.org,2002:float", portable_float(repr(value)))
+
+
 def answers_yaml(design: StackDesign) -> str:
     """The human-editable ``mlopsctl.yaml``: every answer with its help text as a comment."""
     import io
@@ -95,6 +101,7 @@ def answers_yaml(design: StackDesign) -> str:
         root[name] = _answer_scalar(value)
         root.yaml_set_comment_before_after_key(name, before=info.description, indent=0)
     yaml = YAML()
+    yaml.representer.add_representer(float, _answer_float)
     yaml.width = 100
     yaml.indent(mapping=2, sequence=4, offset=2)
     out = io.StringIO()
@@ -151,17 +158,6 @@ def apply_recorded_floor(design: StackDesign, state: dict[str, Any] | None) -> S
     """Regeneration (validate, update): apply the tier floor a project's state records."""
     floor = (state or {}).get("tier_floor")
     return at_tier(design, floor) if floor in _TIER_ORDER else design
-
-
-def read_state(project: Path) -> dict[str, Any] | None:
-    """A project's ``.mlopsctl/state.json``, or None when it is missing or unreadable."""
-    try:
-        state: dict[str, Any] = json.loads(
-            (project / STATE_DIR / "state.json").read_text(encoding="utf-8")
-        )
-    except (OSError, ValueError):
-        return None
-    return state
 
 
 def flags(design: StackDesign) -> dict[str, bool]:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from mlopsctl.errors import GenerationError, Interrupted, MlopsctlError, UsageError
 from mlopsctl.interrupts import current, held, redeliver
+from mlopsctl.state import STATE_DIR
 
-STATE_DIR = ".mlopsctl"
 STATE_FILE = f"{STATE_DIR}/state.json"
 DESIGN_FILE = f"{STATE_DIR}/design.json"
 BASE_DIR = f"{STATE_DIR}/base"

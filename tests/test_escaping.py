@@ -202,6 +202,17 @@ def test_non_strings_keep_their_type(value: Any) -> None:
             assert isinstance(got, int) and not isinstance(got, bool)
 
 
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([5e-324, 1e16, -1e-7]))
+def test_json_value_floats_read_back_as_floats_everywhere(value: float) -> None:
+    """``1e+16`` is a string to YAML 1.1 readers; ``1.0e+16`` is the float to every reader."""
+    text = json_value({"v": value, "s": f"{value!r}"})
+    assert json.loads(text) == {"v": value, "s": f"{value!r}"}  # strings keep their spelling
+    for read in _readers(f"doc: {text}\n"):
+        got = read["doc"]["v"]
+        assert isinstance(got, float) and got == value
+
+
 def test_json_value_refuses_what_json_cannot_spell() -> None:
     with pytest.raises(ValueError):
         json_value(float("nan"))

@@ -198,3 +198,35 @@ def test_metrics_in_collapsed_rows_are_checked(tmp_path: Path) -> None:
     found = validate(tmp_path, select=["MLV302"]).findings
     assert [(f.path, f.line) for f in found] == [("dash.json", 18)]  # the "expr" line
     assert "nope_total" in found[0].message
+
+
+_TRACKING = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mlflow}
+spec:
+  selector: {matchLabels: {app: mlflow}}
+  template:
+    metadata: {labels: {app: mlflow}}
+    spec:
+      containers:
+        - name: mlflow
+          image: registry.example.com/mlflow:3.1.0
+          args: [COMMAND]
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "flagged"),
+    [
+        ('"mlflow", "server", "--port", "5000"', False),  # the tracking server serves no model
+        ('"mlflow", "models", "serve", "-m", "models:/fraud@champion"', True),
+    ],
+)
+def test_progressive_rollout_concerns_model_serving_only(
+    command: str, flagged: bool, tmp_path: Path
+) -> None:
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: fraud\ngovernance_level: production\n")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "deploy.yaml").write_text(_TRACKING.replace("COMMAND", command))
+    report = validate(tmp_path, select=["MLV215"])
+    assert bool(report.findings) is flagged, report.findings

@@ -507,11 +507,25 @@ def _rollout_driver(ctx: Context) -> bool:
     return False
 
 
+def _runs_tracking_server(o: KubeObject) -> bool:
+    """A Deployment of the MLflow tracking server (``mlflow server``), which serves no model."""
+    for pod, _, _ in pods(o):
+        for c in pod.get("containers") or []:
+            if not isinstance(c, dict):
+                continue
+            words = [*(c.get("command") or []), *(c.get("args") or [])]
+            if re.search(r"\bmlflow (server|ui)\b", " ".join(str(w) for w in words)):
+                return True
+    return False
+
+
 @predicate()
 def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     serving = ctx.repo.objects("InferenceService", "Deployment", "Rollout", "Canary")
+    serving = [o for o in serving if not (o.kind == "Deployment" and _runs_tracking_server(o))]
     isvcs = [o for o in serving if o.kind == "InferenceService"]
-    if not isvcs and not ctx.repo.objects("Deployment"):
+    deployments = [o for o in serving if o.kind == "Deployment"]
+    if not isvcs and not deployments:
         return
     if not ctx.production(spec):
         return
@@ -528,7 +542,7 @@ def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 f"{o.label()}: no canaryTrafficPercent between 1 and 99 for production rollouts",
             )
     if not isvcs:
-        d = ctx.repo.objects("Deployment")[0]
+        d = deployments[0]
         yield Hit(
             d.file.rel,
             d.line("kind"),

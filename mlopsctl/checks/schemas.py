@@ -538,7 +538,38 @@ def rule_test_files(ctx: Context) -> list[SourceFile]:
 
 
 def promtool_test(f: SourceFile) -> Iterator[Hit]:
-    """``promtool test rules FILE`` (run beside the file: rule_files are relative to it)."""
+    """``promtool test rules FILE`` (run beside the file: rule_files are relative to it). The
+    outcome is cached by the contents of the test file and its rule files, and the promtool
+    binary: evaluating alerts over time takes a few hundred milliseconds."""
+    from mlopsctl.checks.sync import cached
+
+    result = cached(f"promtool-test-{_promtool_test_key(f)}", lambda: _promtool_test(f))
+    if result:
+        yield Hit(f.rel, None, f"promtool test rules: {result}")
+
+
+def _promtool_test_key(f: SourceFile) -> str:
+    import hashlib
+
+    h = hashlib.sha256(str(f.path).encode() + b"\0" + f.path.read_bytes())
+    binary = Path(shutil.which("promtool") or "promtool")
+    try:
+        st = binary.stat()
+        h.update(f"{binary}:{st.st_size}:{st.st_mtime_ns}".encode())
+    except OSError:
+        h.update(b"no promtool")
+    doc = f.docs[0] if f.docs and isinstance(f.docs[0], dict) else {}
+    for name in doc.get("rule_files") or []:
+        rule_file = f.path.parent / str(name)
+        try:
+            h.update(str(name).encode() + b"\0" + rule_file.read_bytes() + b"\0")
+        except OSError:
+            h.update(str(name).encode() + b"\0missing\0")
+    return h.hexdigest()
+
+
+def _promtool_test(f: SourceFile) -> str:
+    """What failed, or "" when every test passes."""
     proc = subprocess.run(
         ["promtool", "test", "rules", "--", f.path.name],
         capture_output=True,
@@ -548,14 +579,14 @@ def promtool_test(f: SourceFile) -> Iterator[Hit]:
         cwd=str(f.path.parent),
     )
     if proc.returncode == 0:
-        return
+        return ""
     lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("Unit Testing")]
     start = next((i for i, ln in enumerate(lines) if "FAILED" in ln), 0)
     detail = " ".join(lines[start : start + 12])
     if len(detail) > 400:
         detail = detail[:397] + "..."
-    yield Hit(f.rel, None, f"promtool test rules: {detail or 'failed'}")
+    return detail or "failed"
 
 
 # --- CI workflows -------------------------------------------------------------------------------
@@ -617,9 +648,18 @@ _KFP_IMPORT = re.compile(r"^\s*(from\s+kfp(\.\w+)*\s+import|import\s+kfp)\b", re
 _PIPELINE_DECORATOR = re.compile(r"^\s*@(dsl\.|kfp\.dsl\.)?pipeline\b", re.MULTILINE)
 
 _COMPILE_SCRIPT = r"""
-import importlib.util, json, os, sys, tempfile, traceback
+import importlib.util, json, os, sys, tempfile, traceback, types
 out = []
 try:
+    # Compiling needs no API client: kfp.client imports the whole Kubernetes client (most of
+    # kfp's import time), so it stands in empty; its submodules still import from disk.
+    spec = importlib.util.find_spec("kfp")
+    client = types.ModuleType("kfp.client")
+    client.__path__ = [os.path.join(p, "client") for p in spec.submodule_search_locations]
+    def Client(*args, **kwargs):
+        raise RuntimeError("kfp.Client is not available while pipelines are compiled")
+    client.Client = Client
+    sys.modules["kfp.client"] = client
     from kfp import compiler
     from kfp.dsl.base_component import BaseComponent
     from kfp.dsl.graph_component import GraphComponent
@@ -668,6 +708,48 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         ctx.note(spec.id, "KFP pipelines not compiled: the kfp package is not importable here")
         return
     by_path = {str(f.path): f for f in files}
+    from mlopsctl.checks.sync import cached
+
+    result = cached(
+        f"kfp-{_compile_key(files)}",
+        lambda: _compile(ctx, by_path),
+        keep=lambda r: "crash" not in r,  # a crash may be the machine's, not the pipeline's
+    )
+    if "crash" in result:
+        for f in files:
+            yield Hit(f.rel, None, f"pipeline compilation crashed: {result['crash']}")
+        return
+    if "no_kfp" in result:
+        ctx.note(spec.id, f"KFP pipelines not compiled: {result['no_kfp']}")
+        return
+    for item in result["results"]:
+        first = str(item["error"]).splitlines()[0][:300]
+        yield Hit(by_path[item["path"]].rel, item["line"], f"KFP compile failed: {first}")
+
+
+def _compile_key(files: list[SourceFile]) -> str:
+    """What a compilation depends on: the kfp version, the pipeline files and the Python files
+    beside them (which they may import), by content and place."""
+    import hashlib
+
+    h = hashlib.sha256(_COMPILE_SCRIPT.encode())
+    kfp = find_spec("kfp")  # its version file, read directly: importlib.metadata is slow
+    for location in (kfp and kfp.submodule_search_locations) or ["no kfp"]:
+        try:
+            h.update(location.encode() + (Path(location) / "version.py").read_bytes())
+        except OSError:
+            h.update(location.encode())
+    for f in files:
+        h.update(str(f.path).encode() + b"\0")
+        for side in sorted(f.path.parent.glob("*.py")):
+            try:
+                h.update(side.name.encode() + b"\0" + side.read_bytes() + b"\0")
+            except OSError:
+                h.update(side.name.encode() + b"\0unreadable\0")
+    return h.hexdigest()
+
+
+def _compile(ctx: Context, by_path: dict[str, SourceFile]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", _COMPILE_SCRIPT, *by_path],
         capture_output=True,
@@ -678,18 +760,10 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        for f in files:
-            yield Hit(f.rel, None, f"pipeline compilation crashed: {detail}")
-        return
-    if "no_kfp" in result:
-        ctx.note(spec.id, f"KFP pipelines not compiled: {result['no_kfp']}")
-        return
-    for item in result["results"]:
-        first = str(item["error"]).splitlines()[0][:300]
-        yield Hit(by_path[item["path"]].rel, item["line"], f"KFP compile failed: {first}")
+        return {"crash": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return result
 
 
 # --- mlopsctl.yaml ------------------------------------------------------------------------------
@@ -697,27 +771,23 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
 
 @lru_cache(maxsize=1)
 def _answers_validator() -> Any:
-    from mlopsctl.checks.sync import cached
-
-    def build() -> Any:
-        from mlopsctl.requirements import answers_json_schema
-
-        return answers_json_schema()
-
-    schema = cached("answers-schema", build)  # saves importing pydantic on repeated runs
+    # Shipped with the package (``make docs`` writes it; tests keep it current).
+    path = Path(__file__).resolve().parent.parent / "schemas" / "answers.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
     return _validator_class(schema)(schema)
 
 
 @lru_cache(maxsize=1)
 def _yaml12_loader() -> Any:
-    """PyYAML's C loader with YAML 1.2 booleans: only true/false, so `no` stays a string."""
+    """PyYAML's C loader with YAML 1.2 booleans and floats, as mlopsctl reads the file: only
+    true/false are booleans (`no` stays a string), and `1e+20` is a float."""
     import yaml
 
     class Loader(yaml.CSafeLoader):
         pass
 
     Loader.yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+        k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", _FLOAT)]
         for k, v in yaml.CSafeLoader.yaml_implicit_resolvers.items()
     }
     Loader.add_implicit_resolver(
@@ -725,7 +795,18 @@ def _yaml12_loader() -> Any:
         re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
         list("tTfF"),
     )
+    Loader.add_implicit_resolver(  # the YAML 1.2 core schema's float
+        _FLOAT,
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
     return Loader
+
+
+_FLOAT = "tag:yaml.org,2002:float"
 
 
 @predicate()

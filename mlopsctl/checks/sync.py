@@ -28,8 +28,9 @@ from mlopsctl.checks._model import CheckSpec
 def render_answers(answers: Path, out: Path) -> list[str]:
     """Assess ``answers`` (an ``mlopsctl.yaml``) and render the project into ``out``."""
     from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults, load_answers_file
-    from mlopsctl.render import apply_recorded_floor, read_state, render_tree
+    from mlopsctl.render import apply_recorded_floor, render_tree
     from mlopsctl.rules.engine import evaluate
+    from mlopsctl.state import read_state
 
     answer_set = load_answers_file(answers, AnswerSet())
     fill_defaults(answer_set)
@@ -80,8 +81,11 @@ def code_digest() -> str:
     return _code_digest()
 
 
-def cached(name: str, build: Callable[[], Any]) -> Any:
-    """``build()``'s JSON result, cached per mlopsctl code digest (see ``_cache_dir``)."""
+def cached(
+    name: str, build: Callable[[], Any], keep: Callable[[Any], bool] = lambda value: True
+) -> Any:
+    """``build()``'s JSON result, cached per mlopsctl code digest (see ``_cache_dir``) when
+    ``keep(result)``."""
     cache = _cache_dir()
     path = cache / f"{name}-{code_digest()}.json" if cache is not None else None
     if path is not None and path.is_file():
@@ -90,7 +94,7 @@ def cached(name: str, build: Callable[[], Any]) -> Any:
         except (OSError, ValueError):
             pass
     value = build()
-    if path is not None:
+    if path is not None and keep(value):
         _write_atomic(path, json.dumps(value))
     return value
 
@@ -107,7 +111,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
-    from mlopsctl.render import read_state
+    from mlopsctl.state import read_state
 
     floor = str((read_state(answers.parent) or {}).get("tier_floor") or "")
     key = hashlib.sha256(
