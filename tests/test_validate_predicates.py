@@ -230,3 +230,37 @@ def test_progressive_rollout_concerns_model_serving_only(
     (tmp_path / "k8s" / "deploy.yaml").write_text(_TRACKING.replace("COMMAND", command))
     report = validate(tmp_path, select=["MLV215"])
     assert bool(report.findings) is flagged, report.findings
+
+
+@pytest.mark.parametrize(
+    ("step", "gated"),
+    [
+        ("input message: 'Deploy to production?', ok: 'Deploy'", True),
+        ("input(message: 'Deploy to production?')", True),
+        ("input 'Deploy to production?'", True),
+        ("echo 'no input here'", False),
+        ("sh 'make input-data'", False),
+    ],
+)
+def test_jenkins_approval_in_every_groovy_spelling(step: str, gated: bool, tmp_path: Path) -> None:
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: fraud\ngovernance_level: production\n")
+    (tmp_path / "Jenkinsfile").write_text(
+        "pipeline {\n  agent any\n  stages {\n    stage('Deploy to production') {\n"
+        f"      steps {{\n        {step}\n      }}\n    }}\n  }}\n}}\n"
+    )
+    report = validate(tmp_path, select=["MLV213"])
+    assert (not report.findings) is gated, report.findings
+
+
+def test_stable_and_canary_deployments_count_as_a_canary_rollout(tmp_path: Path) -> None:
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: fraud\ngovernance_level: production\n")
+    (tmp_path / "k8s").mkdir()
+    serving = _TRACKING.replace("COMMAND", '"mlflow", "models", "serve"')
+    canary = serving.replace("name: mlflow}", "name: mlflow-canary}").replace(
+        "labels: {app: mlflow}}", "labels: {app: mlflow, track: canary}}"
+    )
+    assert "track: canary" in canary
+    (tmp_path / "k8s" / "deploy.yaml").write_text(serving + "---\n" + canary)
+    assert validate(tmp_path, select=["MLV215"]).findings == []
+    (tmp_path / "k8s" / "deploy.yaml").write_text(serving)
+    assert validate(tmp_path, select=["MLV215"]).findings != []

@@ -453,6 +453,11 @@ def _environment_name(job: Any) -> str:
     return str(env) if env is not None else ""
 
 
+# A Jenkins ``input`` step, in any of Groovy's call spellings: ``input(...)``, ``input { }``
+# (declarative), ``input message: '...'`` and ``input 'Deploy?'``.
+_JENKINS_INPUT = re.compile(r"""\binput\b\s*(\(|\{|message\s*:|['"])""")
+
+
 @predicate()
 def approval_gate(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     if not ctx.production(spec):
@@ -477,7 +482,7 @@ def approval_gate(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 and pattern.search(_environment_name(job))
             ):
                 return
-    if jenkins is not None and re.search(r"\binput\s*[({]", jenkins.text or ""):
+    if jenkins is not None and _JENKINS_INPUT.search(jenkins.text or ""):
         return
     where = ci_files[0].rel if ci_files else (gitlab.rel if gitlab else ".")
     yield Hit(
@@ -519,6 +524,15 @@ def _runs_tracking_server(o: KubeObject) -> bool:
     return False
 
 
+def _canary_track(o: KubeObject) -> bool:
+    """A Deployment whose pods carry a ``track: canary`` label (or ``<prefix>/track``): the
+    Kubernetes canary pattern of a stable and a canary Deployment behind one Service."""
+    labels = _get(o.data, ("spec", "template", "metadata", "labels"))
+    return isinstance(labels, dict) and any(
+        str(k).rpartition("/")[2] == "track" and v == "canary" for k, v in labels.items()
+    )
+
+
 @predicate()
 def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     serving = ctx.repo.objects("InferenceService", "Deployment", "Rollout", "Canary")
@@ -531,6 +545,8 @@ def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         return
     if any(o.kind in {"Rollout", "Canary"} for o in serving):
         return  # Argo Rollouts or Flagger drive the rollout
+    if any(_canary_track(o) for o in deployments):
+        return  # stable and canary Deployments behind one Service
     if isvcs and _rollout_driver(ctx):
         return  # a script or CI step sets canaryTrafficPercent step by step
     for o in isvcs:
