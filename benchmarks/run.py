@@ -96,7 +96,7 @@ def main() -> int:
 
         # ---- init vs copier alone --------------------------------------------------------------
         from mlopsctl.api import assess, load_requirements
-        from mlopsctl.render import render_tree, context, render_to, template_dir
+        from mlopsctl.render import context, render_to, render_tree, template_dir
 
         design = assess(load_requirements({"project_name": "bench"}, defaults=True))
         data = {k: v for k, v in context(design).items() if k not in {"yv", "jv"}}
