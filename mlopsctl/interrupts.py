@@ -8,11 +8,15 @@ written".
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 
@@ -78,4 +82,24 @@ def held(progress: Progress) -> Iterator[None]:
 def redeliver(progress: Progress) -> None:
     """Act on a held signal now, unless the output is already in place."""
     if progress.signals and not progress.committed:
-        signal.raise_signal(progress.signals[0])
+        sig = progress.signals[0]
+        progress.signals.clear()
+        signal.raise_signal(sig)
+
+
+@contextmanager
+def scratch_dir(prefix: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary directory that no signal leaves behind: it is created and removed with
+    SIGINT and SIGTERM held, and a signal held meanwhile is acted on once it is gone (or, on
+    creation, once the caller's cleanup is armed)."""
+    guard = Progress()
+    with held(guard):
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        redeliver(guard)
+        yield tmp
+    finally:
+        cleanup = Progress()
+        with held(cleanup):
+            shutil.rmtree(tmp, ignore_errors=True)
+        redeliver(cleanup)

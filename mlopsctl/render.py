@@ -475,10 +475,12 @@ def _staging(parent: Path, progress: Progress) -> Iterator[Path]:
     """A private directory beside the destination (same filesystem, so renames are atomic),
     removed whatever happens."""
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
+        with held(progress):  # a signal cannot fall between creating it and arming its removal
+            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
     except OSError as exc:
         raise _os_error(exc, parent, "creating a working directory in") from None
     try:
+        redeliver(progress)
         yield tmp
     finally:
         with held(progress):

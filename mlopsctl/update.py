@@ -23,7 +23,6 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlopsctl.errors import GenerationError, Interrupted, MlopsctlError, UsageError
-from mlopsctl.interrupts import current, held, redeliver
+from mlopsctl.interrupts import current, held, redeliver, scratch_dir
 from mlopsctl.state import STATE_DIR
 
 STATE_FILE = f"{STATE_DIR}/state.json"
@@ -424,11 +423,8 @@ def decision_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Decisi
 def _workdir(near: Path | None = None) -> Iterator[Path]:
     """A temporary directory: beside ``near`` (same file system, for renames) or the system's."""
     parent = near.parent if near is not None and os.access(near.parent, os.W_OK) else None
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
-    try:
+    with scratch_dir(TMP_PREFIX, parent) as tmp:
         yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager

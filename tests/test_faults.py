@@ -515,3 +515,19 @@ def test_a_destination_inside_a_read_only_directory(tmp_path: Path) -> None:
     assert "write to" in proc.stderr  # the hint
     assert "Traceback" not in proc.stderr
     assert snapshot(base) == before
+
+
+def test_an_interrupt_python_wrapped_in_another_error_is_still_an_interrupt() -> None:
+    from mlopsctl.cli import interrupt_in_chain
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("Error calling __set_name__") from inner
+    except RuntimeError as wrapped:
+        assert interrupt_in_chain(wrapped)
+    assert not interrupt_in_chain(RuntimeError("a bug"))
+    looped = ValueError("x")
+    looped.__context__ = looped
+    assert not interrupt_in_chain(looped)

@@ -11,7 +11,9 @@ def main() -> NoReturn:
     try:
         from mlopsctl.cli._common import run_app
         from mlopsctl.cli.app import app
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupt_in_chain(exc):
+            raise
         import os
         import sys
 
@@ -19,3 +21,16 @@ def main() -> NoReturn:
         sys.stderr.flush()
         os._exit(130)
     run_app(app)
+
+
+def interrupt_in_chain(exc: BaseException) -> bool:
+    """Whether a Ctrl-C or SIGTERM lies behind ``exc``: Python wraps one that lands while a class
+    body is being set up (during an import) in a RuntimeError."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        if isinstance(node, KeyboardInterrupt):
+            return True
+        seen.add(id(node))
+        node = node.__cause__ or node.__context__
+    return False

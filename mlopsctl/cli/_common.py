@@ -125,6 +125,14 @@ def errors_to_exit_codes() -> Iterator[None]:
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # a bug: short message, no locals
+        from mlopsctl.cli import interrupt_in_chain
+
+        if interrupt_in_chain(exc):
+            _interrupted(
+                "nothing was written"
+                if progress is None
+                else progress.in_place or "nothing was written"
+            )
         fail(
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in mlopsctl; please report it with the command you ran",
@@ -183,6 +191,12 @@ def run_app(app: Callable[..., Any]) -> NoReturn:
     try:
         app()
     except KeyboardInterrupt:  # before a command began: Typer builds its command line first
+        code = 130
+    except Exception as exc:
+        from mlopsctl.cli import interrupt_in_chain
+
+        if not interrupt_in_chain(exc):
+            raise
         code = 130
     except SystemExit as exc:
         if isinstance(exc.code, int):
