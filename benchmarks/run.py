@@ -37,9 +37,9 @@ MLOPSCTL = (
 _COPIER_ONLY = """
 import json, sys
 from copier import run_copy
-from mlopsctl.escaping import json_value, yaml_value
+from mlopsctl.escaping import json_document, json_value, yaml_value
 data = json.load(open(sys.argv[3]))
-data["yv"], data["jv"] = yaml_value, json_value
+data["yv"], data["jv"], data["jv_doc"] = yaml_value, json_value, json_document
 run_copy(sys.argv[1], sys.argv[2], data=data, defaults=True, quiet=True, overwrite=True,
          unsafe=False, skip_tasks=True)
 """
@@ -99,7 +99,7 @@ def main() -> int:
         from mlopsctl.render import context, render_to, render_tree, template_dir
 
         design = assess(load_requirements({"project_name": "bench"}, defaults=True))
-        data = {k: v for k, v in context(design).items() if k not in {"yv", "jv"}}
+        data = {k: v for k, v in context(design).items() if not callable(v)}
         data_file = work / "data.json"
         data_file.write_text(json.dumps(data))
         template = str(template_dir())

@@ -73,3 +73,8 @@ def json_value(value: Any, indent: int | None = None) -> str:
     ``indent`` spreads a whole document over lines, so that edits to it merge line by line."""
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, indent=indent)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", portable_float(text))
+
+
+def json_document(value: Any) -> str:
+    """A whole JSON document (indented, keys sorted, ASCII) built from template data."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True) + "\n"

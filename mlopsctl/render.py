@@ -25,7 +25,7 @@ from typing import Any
 from mlopsctl import __version__
 from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
-from mlopsctl.escaping import json_value, yaml_value
+from mlopsctl.escaping import json_document, json_value, yaml_value
 from mlopsctl.interrupts import Progress, current, held, redeliver
 
 TEMPLATE_VERSION = "1"
@@ -265,11 +265,6 @@ def _serving(design: StackDesign) -> dict[str, Any]:
     }
 
 
-def _json_document(value: Any) -> str:
-    """A whole JSON document (indented, keys sorted) built from template data."""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
-
-
 def context(design: StackDesign) -> dict[str, Any]:
     """Everything the template sees. ``yv``/``jv`` are the only ways values reach YAML/JSON."""
     from mlopsctl.requirements import answers_json_schema
@@ -295,7 +290,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "state": state,
         "yv": yaml_value,
         "jv": json_value,
-        "jv_doc": _json_document,
+        "jv_doc": json_document,
         "answers_yaml": answers_yaml(design),
         "design_json": json.dumps(design_dict, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
         "state_json": json.dumps(state, indent=2, sort_keys=True) + "\n",
@@ -377,9 +372,33 @@ def _fast_template(root: Path) -> _FastTemplate | None:
         return None
     envops.setdefault("keep_trailing_newline", True)
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(root)), undefined=StrictUndefined, auto_reload=False, **envops
+        loader=FileSystemLoader(str(root)),
+        undefined=StrictUndefined,
+        auto_reload=False,
+        bytecode_cache=_bytecode_cache(),
+        **envops,
     )
     return _FastTemplate(root, root / subdirectory, suffix, env)
+
+
+def _bytecode_cache() -> Any:
+    """Jinja's own cache of compiled templates (keyed by template source and Jinja/Python
+    version) under ``$XDG_CACHE_HOME/mlopsctl/jinja``: compiling the templates is most of a
+    render. None when ``MLOPSCTL_NO_CACHE`` is set or the directory cannot be made private."""
+    from jinja2 import FileSystemBytecodeCache
+
+    if os.environ.get("MLOPSCTL_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    directory = Path(base) / "mlopsctl" / "jinja"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = directory.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            return None  # another user could plant compiled code there
+    except OSError:
+        return None
+    return FileSystemBytecodeCache(str(directory))
 
 
 def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:

@@ -159,3 +159,25 @@ def test_no_timestamps_and_sorted_machine_files(tmp_path: Path) -> None:
         text = path.read_text(encoding="utf-8")
         canonical = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
         assert text == canonical + "\n", path
+
+
+def test_compiled_template_cache_changes_nothing(tmp_path: Path) -> None:
+    """A cold cache, a warm one and none at all give the same tree; the cache stays private."""
+    cache = tmp_path / "cache"
+    trees = []
+    for run, extra in enumerate(({}, {}, {"MLOPSCTL_NO_CACHE": "1"})):
+        out = tmp_path / f"run{run}" / "demo"
+        env = {**os.environ, "XDG_CACHE_HOME": str(cache), **extra}
+        if not extra:
+            env.pop("MLOPSCTL_NO_CACHE", None)
+        subprocess.run(
+            [sys.executable, "-m", "mlopsctl", "init", str(out), "--defaults"],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        trees.append(_tree(out))
+    assert trees[0] == trees[1] == trees[2]
+    compiled = list((cache / "mlopsctl" / "jinja").iterdir())
+    assert compiled  # the first run filled it, the second read it
+    assert (cache / "mlopsctl" / "jinja").stat().st_mode & 0o077 == 0
