@@ -16,7 +16,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -398,7 +398,21 @@ def _bytecode_cache() -> Any:
             return None  # another user could plant compiled code there
     except OSError:
         return None
-    return FileSystemBytecodeCache(str(directory))
+
+    class BestEffort(FileSystemBytecodeCache):
+        """A full or read-only cache costs a compilation, never the generation."""
+
+        def load_bytecode(self, bucket: Any) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except (OSError, EOFError, ValueError):
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: Any) -> None:
+            with suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    return BestEffort(str(directory))
 
 
 def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:

@@ -181,3 +181,34 @@ def test_compiled_template_cache_changes_nothing(tmp_path: Path) -> None:
     compiled = list((cache / "mlopsctl" / "jinja").iterdir())
     assert compiled  # the first run filled it, the second read it
     assert (cache / "mlopsctl" / "jinja").stat().st_mode & 0o077 == 0
+
+
+def test_a_full_or_damaged_template_cache_costs_nothing_but_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import jinja2
+    import jinja2.bccache
+
+    from mlopsctl.render import _bytecode_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLOPSCTL_NO_CACHE", raising=False)
+    cache = _bytecode_cache()
+    assert cache is not None
+    env = jinja2.Environment(loader=jinja2.DictLoader({"t": "{{ 1 + 1 }}"}), bytecode_cache=cache)
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(jinja2.bccache.tempfile, "NamedTemporaryFile", full)
+        assert env.get_template("t").render() == "2"  # compiled, not stored
+    assert list((tmp_path / "cache" / "mlopsctl" / "jinja").iterdir()) == []
+    env.cache.clear()
+    assert env.get_template("t").render() == "2"  # stored this time
+    (stored,) = (tmp_path / "cache" / "mlopsctl" / "jinja").iterdir()
+    stored.write_bytes(b"damaged")
+    env.cache.clear()
+    assert env.get_template("t").render() == "2"  # a damaged entry is compiled again
