@@ -379,19 +379,20 @@ def interrupted_while_python_starts(returncode: int, err: str, sig: int) -> bool
     ours = [f for f in frames if "/mlopsctl/" in f and not f.endswith(_ENTRY_POINT)]
     if returncode == -sig:
         return not ours
-    return returncode == 1 and err.rstrip().endswith("KeyboardInterrupt") and not ours
+    # Python may wrap the interrupt (a RuntimeError when it lands in a class body being set up).
+    return returncode == 1 and "\nKeyboardInterrupt" in err and not ours
 
 
 _LOST = re.compile(
-    r"Exception ignored in: <function [^\n]*>\nTraceback \(most recent call last\):\n"
-    r'(  File "<frozen importlib\._bootstrap>", [^\n]*\n)+KeyboardInterrupt: ?\n'
+    r"Exception ignored in: [^\n]*\nTraceback \(most recent call last\):\n"
+    r"(  File [^\n]*\n(    [^\n]*\n)*)+KeyboardInterrupt: ?\n"
 )
 
 
 def _without_lost_interrupts(err: str) -> str:
-    """The interpreter's own report of a Ctrl-C that landed in an import lock's weakref callback:
-    Python prints it and drops the interrupt, so the run goes on (to exit 0 with the whole
-    tree, which the caller checks)."""
+    """The interpreter's own report of a Ctrl-C that landed in a callback it cannot raise from
+    (an import lock's or another weakref callback): Python prints it and drops the interrupt,
+    so the run goes on (to exit 0 with the whole tree, which the caller checks)."""
     return _LOST.sub("", err)
 
 
