@@ -48,6 +48,15 @@ StrictOpt = Annotated[
 ]
 
 
+DirectoryArg = Annotated[
+    Path, typer.Argument(help="Where to generate the repository (created if missing).")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Write into a non-empty directory (never deletes files).")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that cleanup runs, and the exit code is the same
     (130), as for Ctrl-C; Typer turns an interrupt outside a command into 130 as well."""

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from mlopsctl.cli._common import AnswersOpt, DefaultsOpt, SetOpt, StrictOpt
+from mlopsctl.cli._common import (
+    AnswersOpt,
+    DefaultsOpt,
+    DirectoryArg,
+    ForceOpt,
+    SetOpt,
+    StrictOpt,
+    YesOpt,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,27 +22,38 @@ def register(app: typer.Typer) -> None:
 
 
 def init(
-    directory: Annotated[
-        Path, typer.Argument(help="Where to generate the repository (created if missing).")
-    ] = Path("."),
+    directory: DirectoryArg = Path("."),
     answers: AnswersOpt = None,
     set_: SetOpt = None,
     defaults: DefaultsOpt = False,
     strict: StrictOpt = False,
-    force: Annotated[
-        bool,
-        typer.Option("--force", help="Write into a non-empty directory (never deletes files)."),
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: ForceOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """Answer the questionnaire and generate a repository at the tier the rules choose."""
+    run_generation(directory, answers, set_, defaults, strict=strict, force=force, yes=yes)
+
+
+def run_generation(
+    directory: Path,
+    answers: Path | None,
+    sets: list[str] | None,
+    defaults: bool,
+    *,
+    strict: bool,
+    force: bool,
+    yes: bool,
+    floor: str | None = None,
+) -> None:
+    """Collect the answers (asking at a terminal), decide, confirm, generate; ``floor`` raises
+    the tier to at least that one (``design``, ``lifecycle``)."""
     from mlopsctl.cli._common import collect_requirements, errors_to_exit_codes, interactive
 
     with errors_to_exit_codes():
         ask = interactive() and not defaults
         name = _name_from(directory)
-        req = collect_requirements(answers, set_, defaults, project_name=name, ask=ask)
-        _generate(req, directory, strict=strict, force=force, confirm=ask and not yes)
+        req = collect_requirements(answers, sets, defaults, project_name=name, ask=ask)
+        _generate(req, directory, strict=strict, force=force, confirm=ask and not yes, floor=floor)
 
 
 def _name_from(directory: Path) -> str | None:
@@ -45,15 +63,19 @@ def _name_from(directory: Path) -> str | None:
     return name if re.fullmatch(r"[a-z]([-a-z0-9]{0,34}[a-z0-9])?", name) else None
 
 
-def _generate(req: object, directory: Path, *, strict: bool, force: bool, confirm: bool) -> None:
+def _generate(
+    req: object, directory: Path, *, strict: bool, force: bool, confirm: bool, floor: str | None
+) -> None:
     from mlopsctl.cli._common import stderr, stdout
     from mlopsctl.cli._report import print_summary
-    from mlopsctl.render import generate
+    from mlopsctl.render import at_tier, generate
     from mlopsctl.requirements import Requirements
     from mlopsctl.rules.engine import evaluate
 
     assert isinstance(req, Requirements)
     design = evaluate(req, strict=strict)
+    if floor is not None:
+        design = at_tier(design, floor)
     out = stdout()
     if confirm:
         print_summary(out, design)
