@@ -12,8 +12,8 @@ Category = Literal["syntax", "schema", "policy", "consistency", "sync"]
 Severity = Literal["error", "warning"]
 KeyPath = tuple[str | int, ...]
 
-# The format of a check file. jsonschema validates it (it is loaded for the checks anyway);
-# pydantic would cost a large share of a validate run's start-up.
+# The format of a check file, validated as the catalog loads (pydantic would cost a large share
+# of a validate run's start-up).
 CHECK_FILE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -134,11 +134,11 @@ class Report:
 def load_catalog() -> tuple[CheckSpec, ...]:
     """Every check, sorted by id. A malformed file is a bug in the product: CatalogError."""
     import yaml
-    from jsonschema import Draft202012Validator
 
+    from mlopsctl.checks._jsonschema import SchemaValidator
     from mlopsctl.errors import CatalogError
 
-    validator = Draft202012Validator(CHECK_FILE_SCHEMA)
+    validator = SchemaValidator(CHECK_FILE_SCHEMA)
     specs: list[CheckSpec] = []
     seen: dict[str, str] = {}
     for path in sorted(CATALOG_DIR.glob("*.yaml")):

@@ -19,18 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
+from mlopsctl.checks._jsonschema import SchemaValidator
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._repo import KubeObject, SourceFile
 
 SHIPPED = Path(__file__).resolve().parent.parent / "schemas" / "validate"
 MAX_ERRORS_PER_OBJECT = 10
 KSERVE_API = "serving.kserve.io/v1beta1"
-
-
-def _validator_class(schema: dict[str, Any]) -> Any:
-    from jsonschema.validators import validator_for
-
-    return validator_for(schema)
 
 
 def _path(parts: Iterable[Any]) -> str:
@@ -164,12 +159,15 @@ def kube_validator(api_version: str, kind: str) -> Any | None:
     path = schema_dir / f"{kind.lower()}-{prefix}{version}.json"
     if not path.is_file():
         return None
-    from referencing import Registry, Resource
-
     definitions = _kube_definitions()
     schema = _inline(json.loads(path.read_text(encoding="utf-8")), definitions["$defs"])
-    registry = Resource.from_contents(definitions) @ Registry()
-    return _validator_class(schema)(schema, registry=registry)
+
+    def registry() -> Any:
+        from referencing import Registry, Resource
+
+        return Resource.from_contents(definitions) @ Registry()
+
+    return SchemaValidator(schema, registry)
 
 
 def _builtin_group(group: str) -> bool:
@@ -208,7 +206,7 @@ def kubernetes_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
 @lru_cache(maxsize=1)
 def kserve_validator() -> Any:
     schema = json.loads((SHIPPED / "kserve" / "inferenceservice-v1beta1.json").read_text("utf-8"))
-    return _validator_class(schema)(schema)
+    return SchemaValidator(schema)
 
 
 @predicate()
@@ -235,7 +233,7 @@ def _crd_validators(paths: tuple[Path, ...]) -> dict[tuple[str, str], Any]:
     for path in paths:
         for key, openapi in load_crd_file(path).items():
             schema = root_schema(openapi)
-            out[key] = _validator_class(schema)(schema)
+            out[key] = SchemaValidator(schema)
     return out
 
 
@@ -277,17 +275,18 @@ def _grafana() -> dict[str, Any]:
     # The schema's own description says "Nulls currently appear here when serializing -Infinity
     # to JSON": Grafana writes the base threshold step as {"value": null}. Accept that.
     dash["definitions"]["Threshold"]["properties"]["value"]["type"] = ["number", "null"]
-    out["dashboard"] = _validator_class(dash)(dash)
+    out["dashboard"] = SchemaValidator(dash)
     prom = load("prometheus")
-    out["prometheus"] = _validator_class(prom)(prom)
+    out["prometheus"] = SchemaValidator(prom)
     for panel in ("timeseries", "stat"):
         s = load(panel)
         defs = s["definitions"]
-        options = {"$ref": "#/definitions/Options", "definitions": defs}
-        field = {"$ref": "#/definitions/FieldConfig", "definitions": defs}
-        out[f"{panel}.options"] = _validator_class(s)(options)
+        dialect = s["$schema"]
+        options = {"$schema": dialect, "$ref": "#/definitions/Options", "definitions": defs}
+        field = {"$schema": dialect, "$ref": "#/definitions/FieldConfig", "definitions": defs}
+        out[f"{panel}.options"] = SchemaValidator(options)
         if "FieldConfig" in defs:
-            out[f"{panel}.custom"] = _validator_class(s)(field)
+            out[f"{panel}.custom"] = SchemaValidator(field)
     return out
 
 
@@ -606,7 +605,7 @@ def _vendored(name: str) -> Any | None:
     if not path.is_file():
         return None
     schema = json.loads(path.read_text(encoding="utf-8"))
-    return _validator_class(schema)(schema)
+    return SchemaValidator(schema)
 
 
 def workflow_files(ctx: Context) -> list[SourceFile]:
@@ -774,7 +773,7 @@ def _answers_validator() -> Any:
     # Shipped with the package (``make docs`` writes it; tests keep it current).
     path = Path(__file__).resolve().parent.parent / "schemas" / "answers.schema.json"
     schema = json.loads(path.read_text(encoding="utf-8"))
-    return _validator_class(schema)(schema)
+    return SchemaValidator(schema)
 
 
 @lru_cache(maxsize=1)
