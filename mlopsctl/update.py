@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from mlopsctl.errors import GenerationError, Interrupted, MlopsctlError, UsageError
 from mlopsctl.interrupts import current, held, redeliver, scratch_dir
-from mlopsctl.state import STATE_DIR
+from mlopsctl.state import STATE_DIR, source_key
 
 STATE_FILE = f"{STATE_DIR}/state.json"
 DESIGN_FILE = f"{STATE_DIR}/design.json"
@@ -89,8 +89,9 @@ def record_base(target: Path, files: Iterable[str]) -> list[str]:
 
     Every generated artifact (all files but ``mlopsctl.yaml`` and ``.mlopsctl/``) is copied to
     ``.mlopsctl/base/<path>``, its SHA-256 is recorded in ``.mlopsctl/state.json`` together with
-    the internal files mlopsctl owns, and ``.mlopsctl/.gitattributes`` keeps the copy byte-exact.
-    Returns the sorted list of all files now in ``target``.
+    the internal files mlopsctl owns and the generation's source key (``state.source_key``), and
+    ``.mlopsctl/.gitattributes`` keeps the copy byte-exact. Returns the sorted list of all files
+    now in ``target``.
     """
     files = sorted(files)
     artifacts = [f for f in files if not _is_internal(f) and f != ANSWERS_FILE]
@@ -106,7 +107,16 @@ def record_base(target: Path, files: Iterable[str]) -> list[str]:
     state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8"))
     copies = {f"{BASE_DIR}/{a}" for a in artifacts}
     internal = sorted({f for f in files if _is_internal(f)} | {ATTRIBUTES_FILE} | copies)
-    state["generated"] = {"base_dir": BASE_DIR, "files": hashes, "internal": internal}
+    own = [f for f in files if _is_internal(f) and f != STATE_FILE]
+    floor = state.get("tier_floor")
+    state["generated"] = {
+        "base_dir": BASE_DIR,
+        "files": hashes,
+        "internal": internal,
+        # what validate's in-sync check needs to know this generation without repeating it
+        "source": source_key((target / ANSWERS_FILE).read_bytes(), floor),
+        "own_files": {rel: _sha256((target / rel).read_bytes()) for rel in own},
+    }
     state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sorted(set(files) | set(internal))
 

@@ -216,3 +216,22 @@ def test_explain_a_check() -> None:
     bad = runner.invoke(app, ["validate", "--explain", "MLV999"])
     assert bad.exit_code == 2
     assert "--explain MLV999" in bad.stderr
+
+
+def test_keys_that_are_not_strings_are_read_as_json_reads_them(tmp_path: Path) -> None:
+    """YAML ``1:`` and ``true:`` keys become the JSON keys "1" and "true" (as kubectl and CI
+    systems read them): a schema finding, not a crash."""
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "ci.yml").write_text(
+        "name: ci\non: push\njobs:\n  1:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: make test\n"
+    )
+    (tmp_path / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+        "  labels:\n    true: x\ndata:\n  1: one\n"
+    )
+    code, out, _ = invoke(str(tmp_path), "--no-color", "--select", "MLV101,MLV106")
+    assert code == 1, out
+    assert "jobs: key '1' does not match '^[_a-zA-Z][a-zA-Z0-9_-]*$'" in out
+    assert "cm.yaml" not in out  # string keys "true" and "1": a valid ConfigMap

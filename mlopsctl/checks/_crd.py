@@ -64,8 +64,67 @@ def root_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     props = schema.setdefault("properties", {})
     for k, v in _ROOT_FIELDS.items():
         props.setdefault(k, v)
+    schema = shared_definitions(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+_SCHEMA_MAPS = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
+SHARED_MIN_CHARS = 1000
+
+
+def shared_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with every large subschema it repeats written once, under ``$defs``, and
+    referenced where it was. CRDs repeat whole pod specs (InferenceService: one per component,
+    canary and explainer included); written once, the same schema is a sixth of the size and
+    compiles several times faster. Names are digests of the content: deterministic."""
+    import hashlib
+
+    def key(node: dict[str, Any]) -> str:
+        return json.dumps(node, sort_keys=True, separators=(",", ":"))
+
+    counts: dict[str, int] = {}
+
+    def count(node: Any) -> None:
+        if isinstance(node, list):
+            for v in node:
+                count(v)
+        elif isinstance(node, dict):
+            k = key(node)
+            if len(k) >= SHARED_MIN_CHARS:
+                counts[k] = counts.get(k, 0) + 1
+            for name, v in node.items():
+                for sub in v.values() if name in _SCHEMA_MAPS and isinstance(v, dict) else [v]:
+                    count(sub)
+
+    defs: dict[str, Any] = {}
+
+    def rewrite(node: Any, root: bool = False) -> Any:
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        k = key(node)
+        if not root and counts.get(k, 0) > 1:
+            name = "s" + hashlib.sha256(k.encode()).hexdigest()[:16]
+            if name not in defs:
+                defs[name] = None  # claimed before the content is rewritten
+                defs[name] = rewrite(node, root=True)
+            return {"$ref": f"#/$defs/{name}"}
+        return {
+            name: (
+                {p: rewrite(sub) for p, sub in v.items()}
+                if name in _SCHEMA_MAPS and isinstance(v, dict)
+                else rewrite(v)
+            )
+            for name, v in node.items()
+        }
+
+    count(schema)
+    out: dict[str, Any] = rewrite(schema, root=True)
+    if defs:
+        out["$defs"] = {**out.get("$defs", {}), **defs}
+    return out
 
 
 def trim(openapi: dict[str, Any]) -> dict[str, Any]:

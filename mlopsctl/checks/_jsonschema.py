@@ -12,6 +12,7 @@ no retrieval.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any
@@ -46,9 +47,29 @@ class SchemaValidator:
             try:
                 if self.fast.is_valid(instance):
                     return iter(())
-            except ValueError:
+            except ValueError:  # a key that is not a string, or a value JSON has no type for
                 pass
-        return iter(self.python.iter_errors(instance))
+            else:
+                return iter(self.python.iter_errors(instance))
+        return iter(self.python.iter_errors(json_keys(instance)))
+
+
+def json_keys(node: Any) -> Any:
+    """``node`` with every mapping key a string, as YAML becomes JSON for Kubernetes and CI
+    systems: ``1:`` is the key "1", ``true:`` the key "true"."""
+    if isinstance(node, list):
+        return [json_keys(v) for v in node]
+    if isinstance(node, dict):
+        return {_key(k): json_keys(v) for k, v in node.items()}
+    return node
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    return str(key)
 
 
 def _fast(schema: dict[str, Any]) -> Any | None:

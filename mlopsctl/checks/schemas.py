@@ -45,6 +45,9 @@ def _message(error: Any) -> str:
     where = _path(error.absolute_path)
     v = error.validator
     if v == "additionalProperties":
+        named = re.match(r"(.+) (?:does|do) not match any of the regexes: (.+)$", error.message)
+        if named:  # the keys of a map must match patternProperties
+            return f"{where}: key {named.group(1)} does not match {named.group(2)}"
         extra = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
         names = extra or [error.message]
         return f"{where}: unknown field {', '.join(repr(n) for n in names)}"

@@ -17,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
+from mlopsctl.checks._repo import SourceFile
+from mlopsctl.state import code_digest, read_state, source_key
 
 
 def render_answers(answers: Path, out: Path) -> list[str]:
@@ -30,7 +31,6 @@ def render_answers(answers: Path, out: Path) -> list[str]:
     from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults, load_answers_file
     from mlopsctl.render import apply_recorded_floor, render_tree
     from mlopsctl.rules.engine import evaluate
-    from mlopsctl.state import read_state
 
     answer_set = load_answers_file(answers, AnswerSet())
     fill_defaults(answer_set)
@@ -52,33 +52,6 @@ def _cache_dir() -> Path | None:
         return None
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mlopsctl" / "render"
-
-
-def _code_digest() -> str:
-    """A digest of everything generation depends on besides the answers: mlopsctl's code and
-    data (validate's own checks and schemas excepted) and the template."""
-    pkg = Path(__file__).resolve().parent.parent
-    # where mlopsctl.render.template_dir() looks, without importing the renderer
-    templates = pkg / "templates" if (pkg / "templates").is_dir() else pkg.parent / "templates"
-    h = hashlib.sha256()
-    roots = [(pkg, ("checks", "schemas", "templates")), (templates, ())]
-    for root, skip in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel_dir = Path(dirpath).relative_to(root)
-            dirnames[:] = sorted(
-                d for d in dirnames if d != "__pycache__" and not (rel_dir == Path() and d in skip)
-            )
-            for name in sorted(filenames):
-                if name.endswith((".pyc", ".pyo")):
-                    continue
-                path = Path(dirpath) / name
-                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def code_digest() -> str:
-    return _code_digest()
 
 
 def cached(
@@ -111,12 +84,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
-    from mlopsctl.state import read_state
-
-    floor = str((read_state(answers.parent) or {}).get("tier_floor") or "")
-    key = hashlib.sha256(
-        answers.read_bytes() + b"\0" + floor.encode() + b"\0" + code_digest().encode()
-    ).hexdigest()
+    floor = (read_state(answers.parent) or {}).get("tier_floor")
+    key = source_key(answers.read_bytes(), floor if isinstance(floor, str) else None)
     cache = _cache_dir()
     if cache is not None and (cache / f"{key}.json").is_file():
         try:
@@ -159,6 +128,8 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             ".mlopsctl/state.json)",
         )
         return
+    if _as_last_generated(ctx, answers):
+        return
     result = _rendered(answers.path)
     if "crash" in result:
         ctx.note(spec.id, f"could not render the design: {result['crash']}")
@@ -198,6 +169,34 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     for rel in sorted(set(base or ()) - set(rendered)):
         if ctx.repo.get(rel) is not None:
             yield Hit(rel, None, "mlopsctl.yaml no longer generates this file")
+
+
+def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
+    """The answers, the tier floor and mlopsctl itself are those of the last generation, and the
+    files mlopsctl keeps in ``.mlopsctl/`` are as it wrote them. Generation is deterministic, so
+    it would write again exactly the files ``state.json`` records: in sync, nothing to render."""
+    state = ctx.repo.get(".mlopsctl/state.json")
+    doc = state.docs[0] if state is not None and state.docs else None
+    if not isinstance(doc, dict) or _base_hashes(ctx) is None:
+        return False
+    generated = doc.get("generated")
+    if not isinstance(generated, dict):
+        return False
+    source, own, floor = generated.get("source"), generated.get("own_files"), doc.get("tier_floor")
+    if not isinstance(source, str) or not isinstance(own, dict):
+        return False
+    try:
+        if source != source_key(
+            answers.path.read_bytes(), floor if isinstance(floor, str) else None
+        ):
+            return False
+        for rel, digest in own.items():
+            f = ctx.repo.get(str(rel))
+            if f is None or hashlib.sha256(f.path.read_bytes()).hexdigest() != digest:
+                return False
+    except OSError:
+        return False
+    return True
 
 
 # mlopsctl.yaml is the source; state.json records versions and hashes, not generated content.
