@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _installed import compile_bytecode
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 MLOPSCTL = (
@@ -70,6 +72,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    compile_bytecode()
     runs = args.runs
     work = Path(tempfile.mkdtemp(prefix="mlopsctl-bench-"))
     rows: list[str] = []

@@ -47,6 +47,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     "pytorch-kubeflow": {"framework": "pytorch", "team_size": 12, "existing_stack": ["kubeflow"]},
 }
 
+
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("generated")

@@ -267,3 +267,29 @@ def test_stable_and_canary_deployments_count_as_a_canary_rollout(tmp_path: Path)
     assert validate(tmp_path, select=["MLV215"]).findings == []
     (tmp_path / "k8s" / "deploy.yaml").write_text(serving)
     assert validate(tmp_path, select=["MLV215"]).findings != []
+
+
+def test_pipelines_in_several_directories_import_their_own_siblings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One compilation covers every pipeline; a module beside one pipeline (``steps.py`` in
+    each project of a monorepo) is that pipeline's own, not the first one imported."""
+    monkeypatch.setenv("MLOPSCTL_NO_CACHE", "1")
+    for project, step in (("a", "train"), ("b", "evaluate")):
+        pipelines = tmp_path / project / "pipelines"
+        pipelines.mkdir(parents=True)
+        (pipelines / "steps.py").write_text(
+            "from kfp import dsl\n\n\n"
+            f'@dsl.component(base_image="python:3.11-slim")\ndef {step}() -> str:\n'
+            f'    return "{step}"\n'
+        )
+        (pipelines / "pipeline.py").write_text(
+            f"from kfp import dsl\n\nfrom steps import {step}\n\n\n"
+            f'@dsl.pipeline(name="{project}")\ndef {project}() -> None:\n    {step}()\n'
+        )
+    report = validate(tmp_path, select=["MLV107"])
+    assert [(f.path, f.message) for f in report.findings] == []
+    assert report.notes == []
+    (tmp_path / "b" / "pipelines" / "steps.py").unlink()
+    report = validate(tmp_path, select=["MLV107"])
+    assert [(f.path, f.line) for f in report.findings] == [("b/pipelines/pipeline.py", 3)]

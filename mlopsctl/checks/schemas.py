@@ -669,6 +669,7 @@ except Exception as exc:
     print(json.dumps({"no_kfp": f"{type(exc).__name__}: {exc}"})); sys.exit(0)
 for path in sys.argv[1:]:
     sys.path.insert(0, os.path.dirname(path))
+    loaded = set(sys.modules)
     try:
         spec = importlib.util.spec_from_file_location("_mlopsctl_pipeline", path)
         module = importlib.util.module_from_spec(spec)
@@ -689,6 +690,10 @@ for path in sys.argv[1:]:
         out.append({"path": path, "line": line, "error": f"{type(exc).__name__}: {exc}"})
     finally:
         sys.path.pop(0)
+        here = os.path.dirname(os.path.abspath(path)) + os.sep
+        for name in set(sys.modules) - loaded:  # a module beside the pipeline is its own
+            if (getattr(sys.modules[name], "__file__", None) or "").startswith(here):
+                del sys.modules[name]
 print(json.dumps({"results": out}))
 """
 
