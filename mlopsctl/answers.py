@@ -94,10 +94,12 @@ def _control_problem(text: str) -> str | None:
     return f"contains the control character U+{ord(match.group()):04X}; remove it"
 
 
-def _check_events(text: str, source: str) -> None:
+def _check_events(text: str, source: str, numbers: bool = False) -> None:
     """Refuse what a plain answers file never needs, before anything is constructed:
     anchors and aliases (no entity-expansion bombs), tags outside the core schema (no object
-    construction), nesting deeper than ``MAX_DEPTH`` and more than ``MAX_NODES`` values."""
+    construction), nesting deeper than ``MAX_DEPTH`` and more than ``MAX_NODES`` values. With
+    ``numbers``, also a plain scalar YAML takes for a number but cannot read as one (``._``,
+    ``+_``: ruamel.yaml raises ValueError or IndexError while constructing it)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.events import (
         AliasEvent,
@@ -155,6 +157,15 @@ def _check_events(text: str, source: str) -> None:
             )
         if nodes > MAX_NODES:
             raise problem(event, f"more than {MAX_NODES} values", "answers files are small")
+        if numbers and isinstance(event, ScalarEvent) and event.style is None:
+            try:
+                YAML(typ="rt", pure=True).load(io.StringIO(event.value))
+            except (ValueError, IndexError):
+                raise problem(
+                    event,
+                    f"{event.value!r} looks like a number but is not one",
+                    "write the number out (e.g. 0.5), or quote the value to mean text",
+                ) from None
         if isinstance(event, CollectionStartEvent):
             if len(stack) >= MAX_DEPTH:
                 raise problem(
@@ -299,6 +310,9 @@ def load_answers_file(path: Path, answers: AnswerSet | None = None) -> AnswerSet
         raise AnswersError(
             [FieldProblem(key="(file)", message=str(exc).strip(), source=source)]
         ) from None
+    except (ValueError, IndexError):  # ruamel.yaml on a scalar such as "._" or "+_"
+        _check_events(text, source, numbers=True)  # raises, naming the value and its line
+        raise
     if doc is None:
         return answers
     if not isinstance(doc, Mapping):
@@ -358,7 +372,7 @@ def parse_set_option(option: str) -> tuple[Path_, Any]:
     yaml.allow_duplicate_keys = False
     try:
         value = yaml.load(raw_value)
-    except YAMLError:
+    except (YAMLError, ValueError, IndexError):  # "._", "+_" pass for numbers but are not
         return parts, raw_value
     if isinstance(value, dict | list):
         if _has_non_string_key(value):

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema.validators import Draft202012Validator
 
 from mlopsctl.checks import validate
@@ -293,3 +295,61 @@ def test_pipelines_in_several_directories_import_their_own_siblings(
     (tmp_path / "b" / "pipelines" / "steps.py").unlink()
     report = validate(tmp_path, select=["MLV107"])
     assert [(f.path, f.line) for f in report.findings] == [("b/pipelines/pipeline.py", 3)]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.text(alphabet="0123456789_.eE+-oxbB:", min_size=1, max_size=8)
+    | st.sampled_from(
+        [
+            "017",
+            "0o17",
+            "0x1F",
+            "1_000",
+            "190:20:30",
+            "1_0.5",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "1.0e+20",
+            "no",
+            "Yes",
+            "on",
+            "~",
+            "TRUE",
+            "-0",
+            "+12",
+            "0b101",
+            "12e03",
+            ".5",
+            "-._7",
+        ]
+    )
+)
+def test_answers_scalars_are_read_as_mlopsctl_reads_them(scalar: str) -> None:
+    """The answers-schema check reads mlopsctl.yaml with PyYAML's C loader; every scalar must
+    come out as ruamel.yaml (the reader of ``load_answers_file``, YAML 1.2) reads it."""
+    import io
+    import math
+
+    import yaml
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from mlopsctl.checks.schemas import _yaml12_loader
+
+    text = f"k: {scalar}\n"
+    try:
+        theirs = YAML(typ="rt", pure=True).load(io.StringIO(text))
+    except (YAMLError, ValueError, IndexError):  # mlopsctl refuses it (tests/data/hostile.yaml)
+        return
+    if not isinstance(theirs, dict) or isinstance(theirs["k"], (list, dict)):
+        return
+    expected = theirs["k"]
+    ours = yaml.load(text, Loader=_yaml12_loader())["k"]
+    kind = (bool, int, float, str, type(None))
+    assert [isinstance(ours, t) for t in kind] == [isinstance(expected, t) for t in kind], ours
+    if isinstance(ours, float) and math.isnan(ours):
+        assert math.isnan(expected)
+    else:
+        assert ours == expected

@@ -786,15 +786,17 @@ def _answers_validator() -> Any:
 
 @lru_cache(maxsize=1)
 def _yaml12_loader() -> Any:
-    """PyYAML's C loader with YAML 1.2 booleans and floats, as mlopsctl reads the file: only
-    true/false are booleans (`no` stays a string), and `1e+20` is a float."""
+    """PyYAML's C loader reading scalars as mlopsctl reads the answers file (ruamel.yaml, YAML
+    1.2): only true/false are booleans (`no` stays a string), `1e+20` is a float, `017` is
+    seventeen and `0o17` fifteen, and `190:20:30` is a string."""
     import yaml
 
     class Loader(yaml.CSafeLoader):
         pass
 
+    replaced = ("tag:yaml.org,2002:bool", _INT, _FLOAT)
     Loader.yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", _FLOAT)]
+        k: [(tag, rx) for tag, rx in v if tag not in replaced]
         for k, v in yaml.CSafeLoader.yaml_implicit_resolvers.items()
     }
     Loader.add_implicit_resolver(
@@ -802,17 +804,38 @@ def _yaml12_loader() -> Any:
         re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
         list("tTfF"),
     )
-    Loader.add_implicit_resolver(  # the YAML 1.2 core schema's float
+    Loader.add_implicit_resolver(
+        _INT,
+        # at least one digit: "-_" or "0x_" (which mlopsctl refuses) stay strings here
+        re.compile(
+            r"^(?:[-+]?0b[0-1_]*[0-1][0-1_]*|[-+]?0o[0-7_]*[0-7][0-7_]*"
+            r"|[-+]?[0-9_]*[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]*[0-9a-fA-F][0-9a-fA-F_]*)$"
+        ),
+        list("-+0123456789"),
+    )
+    Loader.add_implicit_resolver(
         _FLOAT,
         re.compile(
-            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+            r"|[-+]?\.[0-9_]*[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
         ),
         list("-+0123456789."),
     )
+    Loader.add_constructor(_INT, _yaml12_int)
     return Loader
 
 
+def _yaml12_int(loader: Any, node: Any) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(digits[:2].lower(), 10)
+    return sign * int(digits[2:] if base != 10 else digits, base)
+
+
+_INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 
 
