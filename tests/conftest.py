@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +21,13 @@ def make_requirements(**overrides: Any) -> Requirements:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _interrupts_delivered() -> None:
+    """The interrupt tests send SIGINT to this process and to mlopsctl processes it starts. A
+    test run started in the background by a shell without job control (``make test &`` in a
+    script) inherits SIGINT ignored, and so would every process it starts: Python's own handler
+    is put back, so that Ctrl-C behaves as it does in a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
