@@ -31,3 +31,9 @@ def _interrupts_delivered() -> None:
     is put back, so that Ctrl-C behaves as it does in a terminal."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``long`` tests first: each worker starts one while the others share the rest, instead of
+    the run ending with workers idle beside the last long test."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
