@@ -9,6 +9,7 @@ it was.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import json
 import os
 import re
@@ -330,11 +331,12 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
 # copier and its prompt toolkit, compiling every template again and starting one ``git config``
 # process per file. ``_render_fast`` renders the same template with Jinja directly, following
 # copier's rules for the subset of copier features the template uses (``_subdirectory``,
-# ``_templates_suffix``, ``_envops``, conditional file and folder names, file modes), with
-# compiled templates kept for the life of the process. A template that uses anything else (a
-# question, ``_exclude``, an answers file, a copier-only filter or variable) is rendered by
-# copier itself. tests/test_determinism.py checks that both give identical trees.
-_FAST_CONFIG_KEYS = frozenset({"_subdirectory", "_templates_suffix", "_envops"})
+# ``_templates_suffix``, ``_envops``, ``_exclude`` patterns that name files or folders,
+# conditional file and folder names, file modes), with compiled templates kept for the life of
+# the process. A template that uses anything else (a question, an exclusion by path, an answers
+# file, a copier-only filter or variable) is rendered by copier itself.
+# tests/test_determinism.py checks that both give identical trees.
+_FAST_CONFIG_KEYS = frozenset({"_subdirectory", "_templates_suffix", "_envops", "_exclude"})
 _COPIER_ANSWERS_FILE = ".copier-answers.yml"
 
 
@@ -348,6 +350,7 @@ class _FastTemplate:
     copy_root: Path  # root / _subdirectory
     suffix: str
     env: Any  # jinja2.sandbox.SandboxedEnvironment, as copier uses
+    exclude: tuple[str, ...]  # _exclude: names never copied, at any depth
     names: dict[str, Any] = field(default_factory=dict)  # compiled file and folder names
 
 
@@ -365,6 +368,11 @@ def _fast_template(root: Path) -> _FastTemplate | None:
     envops = dict(config.get("_envops") or {})
     if not isinstance(subdirectory, str) or Path(subdirectory) == Path():
         return None  # copier's default exclusions would apply
+    exclude = config.get("_exclude", [])
+    if not isinstance(exclude, list) or not all(
+        isinstance(p, str) and p and "/" not in p and not p.startswith("!") for p in exclude
+    ):
+        return None  # copier matches paths and negations; names alone are followed here
     if not isinstance(suffix, str) or not suffix.startswith(".") or suffix.count(".") != 1:
         return None
     # Only StrictUndefined: a copier-only variable must fail here, never render as "".
@@ -378,7 +386,7 @@ def _fast_template(root: Path) -> _FastTemplate | None:
         bytecode_cache=_bytecode_cache(),
         **envops,
     )
-    return _FastTemplate(root, root / subdirectory, suffix, env)
+    return _FastTemplate(root, root / subdirectory, suffix, env, tuple(exclude))
 
 
 def _bytecode_cache() -> Any:
@@ -462,6 +470,8 @@ def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list
                 parts = [_render_part(tpl, part, data) for part in out_rel.parts]
                 if not all(parts):
                     continue  # a conditional name rendered empty: skip it and what is below
+                if any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in tpl.exclude):
+                    continue  # copier matches _exclude against the destination path
                 dst_rel = Path(*parts)
                 if not is_template and (tpl.root / f"{dst_rel}{tpl.suffix}").exists():
                     continue  # copier's own rule for a plain file shadowed by a template

@@ -389,3 +389,7 @@ def test_the_installed_wheel_generates_without_the_source_tree(tmp_path: Path) -
     assert from_source == []
     assert any(p.name == "copier.yml" and p.is_relative_to(site) for p in opened)
     assert (work / "out" / "mlopsctl.yaml").is_file()
+    # pip compiled the template's Python files in site-packages: none of that reaches the project
+    assert list((site / "mlopsctl" / "templates").rglob("*.pyc")) != []
+    assert sorted((work / "out").rglob("__pycache__")) == []
+    assert sorted((work / "out").rglob("*.pyc")) == []

@@ -75,6 +75,42 @@ def test_the_in_process_renderer_matches_copier(name: str, tmp_path: Path) -> No
     assert _tree(tmp_path / "fast") == _tree(tmp_path / "copier")
 
 
+def test_compiled_files_and_editor_leftovers_in_the_template_are_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed template has __pycache__ folders wherever pip compiled its Python files;
+    neither renderer copies them (nor editor and VCS leftovers), and both still agree."""
+    import shutil
+
+    template = tmp_path / "template"
+    shutil.copytree(template_dir(), template)
+    planted = [
+        "project/src/__pycache__/train.cpython-311.pyc",
+        "project/tests/__pycache__/conftest.cpython-311.pyc",
+        "project/src/stale.pyc",
+        "project/~README.md",
+        "project/.DS_Store",
+        "project/.git/HEAD",
+    ]
+    for rel in planted:
+        (template / rel).parent.mkdir(parents=True, exist_ok=True)
+        (template / rel).write_bytes(b"not for the project")
+    monkeypatch.setattr("mlopsctl.render.template_dir", lambda: template)
+    design = assess(load_requirements(ANSWER_SETS["defaults"], defaults=True))
+    assert _fast_template(template) is not None
+    fast = render_tree(design, tmp_path / "fast")
+    slow = render_to(design, tmp_path / "copier")
+    assert fast == slow
+    assert _tree(tmp_path / "fast") == _tree(tmp_path / "copier")
+    leaked = [
+        f
+        for f in fast
+        if any(part in f for part in ("__pycache__", ".pyc", "~", ".DS_Store", ".git/"))
+    ]
+    assert leaked == []
+    assert "src/train.py" in fast
+
+
 def _cli(dest: Path, cwd: Path, env: dict[str, str]) -> None:
     subprocess.run(
         [
