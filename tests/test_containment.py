@@ -393,3 +393,14 @@ def test_the_installed_wheel_generates_without_the_source_tree(tmp_path: Path) -
     assert list((site / "mlopsctl" / "templates").rglob("*.pyc")) != []
     assert sorted((work / "out").rglob("__pycache__")) == []
     assert sorted((work / "out").rglob("*.pyc")) == []
+    # and the installed wheel writes exactly what this checkout writes (state.json included)
+    from tests.test_determinism import _tree
+
+    checkout = [sys.executable, "-m", "mlopsctl", "init", str(work / "checkout"), "--defaults"]
+    subprocess.run(
+        [*checkout, "--set", "project_name=wheel"],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    assert _tree(work / "out") == _tree(work / "checkout")
