@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ class Progress:
     def __init__(self, *, keep_held: bool = False) -> None:
         self.signals: list[int] = []
         self.in_place: str | None = None
+        self.swallowed = False  # a KeyboardInterrupt some library caught (see ``tracking``)
         # Keep holding once the output is in place: a process that only has a report left to
         # print finishes it rather than dying between the move and its exit.
         self.keep_held = keep_held
@@ -49,12 +51,28 @@ def current() -> Progress:
 
 @contextmanager
 def tracking(*, keep_held: bool = False) -> Iterator[Progress]:
-    """Make a new ``Progress`` the current one for the duration of a command."""
+    """Make a new ``Progress`` the current one for the duration of a command.
+
+    Compiled code that calls back into Python can swallow a Ctrl-C: pydantic-core building a
+    validator hands the KeyboardInterrupt to ``sys.unraisablehook`` ("Exception ignored in")
+    and carries on with a wrong result, such as a rule file that no longer matches its own
+    schema. Such an interrupt is recorded in ``progress.swallowed`` (and not printed), so that
+    the command ends as interrupted rather than with whatever error followed."""
     progress = Progress(keep_held=keep_held)
     token = _current.set(progress)
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            progress.swallowed = True
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = hook
     try:
         yield progress
     finally:
+        sys.unraisablehook = previous_hook
         _current.reset(token)
 
 

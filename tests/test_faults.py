@@ -532,3 +532,83 @@ def test_an_interrupt_python_wrapped_in_another_error_is_still_an_interrupt() ->
     looped = ValueError("x")
     looped.__context__ = looped
     assert not interrupt_in_chain(looped)
+
+
+class _RaisesOnDelete:
+    """Python hands an exception raised in ``__del__`` to ``sys.unraisablehook``, as compiled
+    code does with one it catches (pydantic-core building a validator): a real interrupt that
+    never reaches the command."""
+
+    def __del__(self) -> None:
+        raise KeyboardInterrupt
+
+
+def _swallow_an_interrupt() -> None:
+    doomed = _RaisesOnDelete()
+    del doomed
+
+
+def test_an_interrupt_a_library_swallowed_ends_the_command_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interrupt is swallowed and a wrong result follows (a rule file that suddenly does not
+    match its schema): exit 130, "nothing was written", not an error about the rule file."""
+    from mlopsctl.errors import CatalogError
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        _swallow_an_interrupt()
+        raise CatalogError("rule file ABT001-x.yaml is invalid: name does not match its pattern")
+
+    monkeypatch.setattr("mlopsctl.rules.engine.evaluate", evaluate)
+    dest = tmp_path / "dest"
+    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: nothing was written" in result.output
+    assert "rule file" not in result.output
+    assert "Exception ignored" not in result.output
+    assert not dest.exists()
+
+
+def test_an_interrupt_swallowed_before_the_tree_is_in_place_says_what_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swallowed, and generation went on to finish: the report says the tree is in place."""
+    from mlopsctl.rules import engine
+
+    real = engine.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        _swallow_an_interrupt()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("mlopsctl.rules.engine.evaluate", evaluate)
+    dest = tmp_path / "dest"
+    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 130, result.output
+    count = re.search(r"the (\d+) generated files are all in place", result.output)
+    assert count is not None, result.output
+    assert len([p for p in dest.rglob("*") if p.is_file()]) == int(count.group(1))
+
+
+def test_other_unraisable_errors_go_to_the_hook_that_was_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlopsctl.interrupts import tracking
+
+    class Broken:
+        def __del__(self) -> None:
+            raise ValueError("in a destructor")
+
+    seen: list[Any] = []
+
+    def recording(unraisable: Any) -> None:
+        seen.append(unraisable.exc_type)
+
+    monkeypatch.setattr(sys, "unraisablehook", recording)
+    with tracking() as progress:
+        doomed = Broken()
+        del doomed
+        _swallow_an_interrupt()
+    assert progress.swallowed
+    assert seen == [ValueError]
+    assert sys.unraisablehook is recording

@@ -127,21 +127,19 @@ def errors_to_exit_codes() -> Iterator[None]:
             except (KeyboardInterrupt, Terminated):
                 # An interrupt after the output was put in place says what is on disk.
                 _interrupted(progress.in_place or "nothing was written")
-            if progress.signals and progress.committed:
-                _interrupted(progress.in_place or "")
+            if (progress.signals and progress.committed) or progress.swallowed:
+                _interrupted(progress.in_place or "nothing was written")
     except MlopsctlError as exc:
+        if progress is not None and progress.swallowed:  # the error may be the interrupt's
+            _interrupted(progress.in_place or "nothing was written")
         fail(exc.message, exc.hint, exc.exit_code)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # a bug: short message, no locals
         from mlopsctl.cli import interrupt_in_chain
 
-        if interrupt_in_chain(exc):
-            _interrupted(
-                "nothing was written"
-                if progress is None
-                else progress.in_place or "nothing was written"
-            )
+        if interrupt_in_chain(exc) or (progress is not None and progress.swallowed):
+            _interrupted((progress and progress.in_place) or "nothing was written")
         fail(
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in mlopsctl; please report it with the command you ran",
