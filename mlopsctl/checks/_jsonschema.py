@@ -43,15 +43,19 @@ class SchemaValidator:
         return cls(self.schema, registry=self._registry())
 
     def iter_errors(self, instance: Any) -> Iterator[Any]:
-        if self.fast is not None:
-            try:
-                if self.fast.is_valid(instance):
-                    return iter(())
-            except ValueError:  # a key that is not a string, or a value JSON has no type for
-                pass
-            else:
-                return iter(self.python.iter_errors(instance))
+        if self._fast_valid(instance):
+            return iter(())
         return iter(self.python.iter_errors(json_keys(instance)))
+
+    def _fast_valid(self, instance: Any) -> bool:
+        """True when jsonschema-rs finds no error; False when it finds one, or cannot read the
+        document (a key that is not a string, a value JSON has no type for)."""
+        if self.fast is None:
+            return False
+        try:
+            return bool(self.fast.is_valid(instance))
+        except ValueError:
+            return False
 
 
 def json_keys(node: Any) -> Any:

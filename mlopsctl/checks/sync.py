@@ -175,12 +175,9 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
     """The answers, the tier floor and mlopsctl itself are those of the last generation, and the
     files mlopsctl keeps in ``.mlopsctl/`` are as it wrote them. Generation is deterministic, so
     it would write again exactly the files ``state.json`` records: in sync, nothing to render."""
-    state = ctx.repo.get(".mlopsctl/state.json")
-    doc = state.docs[0] if state is not None and state.docs else None
-    if not isinstance(doc, dict) or _base_hashes(ctx) is None:
-        return False
+    doc = _state(ctx)
     generated = doc.get("generated")
-    if not isinstance(generated, dict):
+    if not isinstance(generated, dict) or _base_hashes(ctx) is None:
         return False
     source, own, floor = generated.get("source"), generated.get("own_files"), doc.get("tier_floor")
     if not isinstance(source, str) or not isinstance(own, dict):
@@ -203,12 +200,18 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
 _NOT_COMPARED = {"mlopsctl.yaml", ".mlopsctl/state.json", ".mlopsctl/.gitattributes"}
 
 
+def _state(ctx: Context) -> dict[str, Any]:
+    """``.mlopsctl/state.json`` as data; empty when it is missing or not a mapping."""
+    state = ctx.repo.get(".mlopsctl/state.json")
+    doc = state.docs[0] if state is not None and state.docs else None
+    return doc if isinstance(doc, dict) else {}
+
+
 def _base_hashes(ctx: Context) -> dict[str, str] | None:
     """SHA-256 of every artifact as last generated (``.mlopsctl/state.json`` generated.files),
     or None when the generation recorded none."""
-    state = ctx.repo.get(".mlopsctl/state.json")
-    doc = state.docs[0] if state is not None and state.docs else None
-    files = (doc.get("generated") or {}).get("files") if isinstance(doc, dict) else None
+    generated = _state(ctx).get("generated")
+    files = generated.get("files") if isinstance(generated, dict) else None
     if isinstance(files, dict) and all(isinstance(v, str) for v in files.values()):
         return {str(k): v for k, v in files.items()}
     return None

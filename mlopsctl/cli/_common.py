@@ -120,18 +120,22 @@ def errors_to_exit_codes() -> Iterator[None]:
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     progress = None
+
+    def on_disk() -> str:
+        return (progress and progress.in_place) or "nothing was written"
+
     try:
         with tracking(keep_held=_owns_process) as progress:
             try:
                 yield
             except (KeyboardInterrupt, Terminated):
                 # An interrupt after the output was put in place says what is on disk.
-                _interrupted(progress.in_place or "nothing was written")
+                _interrupted(on_disk())
             if (progress.signals and progress.committed) or progress.swallowed:
-                _interrupted(progress.in_place or "nothing was written")
+                _interrupted(on_disk())
     except MlopsctlError as exc:
         if progress is not None and progress.swallowed:  # the error may be the interrupt's
-            _interrupted(progress.in_place or "nothing was written")
+            _interrupted(on_disk())
         fail(exc.message, exc.hint, exc.exit_code)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -139,7 +143,7 @@ def errors_to_exit_codes() -> Iterator[None]:
         from mlopsctl.cli import interrupt_in_chain
 
         if interrupt_in_chain(exc) or (progress is not None and progress.swallowed):
-            _interrupted((progress and progress.in_place) or "nothing was written")
+            _interrupted(on_disk())
         fail(
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in mlopsctl; please report it with the command you ran",
