@@ -12,6 +12,7 @@ class ExitCode:
     UPDATE_CONFLICTS = 3
     ABORTED = 4  # requirements hit an abort rule
     INTERNAL = 70
+    OUTPUT = 74  # standard output is closed or full: the report could not be written
     INTERRUPTED = 130
 
 
@@ -105,3 +106,9 @@ class Interrupted(MlopsctlError):
 
 class DestinationError(UsageError):
     """The destination cannot take a generated repository."""
+
+
+class OutputError(MlopsctlError):
+    """Standard output is closed, full or gone (a closed pipe): the report could not be written."""
+
+    exit_code = ExitCode.OUTPUT

@@ -560,8 +560,78 @@ def generate(design: StackDesign, destination: Path, *, force: bool = False) -> 
     destination that is a symlink, or a generated path through a symlink, is refused. A Ctrl-C
     or SIGTERM during rendering leaves the destination as it was; one that arrives while the
     tree is being moved into place is acted on once the move is complete (``Interrupted``).
+    Two runs into one destination take turns: the second sees what the first wrote.
     """
     destination = _resolve_destination(destination)
+    _refuse_own_template(destination)
+    with _turn(destination) as (anchor, waited):
+        return _generate_locked(design, destination, anchor, force=force, waited=waited)
+
+
+def _refuse_own_template(destination: Path) -> None:
+    own = template_dir().resolve()
+    target = destination.resolve()
+    if target == own or own in target.parents or target in own.parents:
+        raise DestinationError(
+            f"{destination} holds mlopsctl's own template ({own}); generating there would "
+            "overwrite mlopsctl itself",
+            hint="choose a directory outside the mlopsctl installation",
+        )
+
+
+def _anchor(destination: Path) -> Path:
+    """The nearest existing ancestor: it holds the working directory, and missing parents are
+    created inside it and moved into place together with the tree."""
+    anchor = destination.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise DestinationError(f"{anchor} is not a directory")
+    return anchor
+
+
+@contextmanager
+def _turn(destination: Path) -> Iterator[tuple[Path, bool]]:
+    """An exclusive lock on the destination's anchor (``flock`` on the directory itself, so
+    nothing is left behind), held while the destination is checked and filled; yields the anchor
+    and whether another run held it first. Where the file system cannot lock, runs unlocked."""
+    waited = False
+    for _ in range(8):  # another run may create the missing parents while this one waits
+        anchor = _anchor(destination)
+        try:
+            fd = os.open(anchor, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            yield anchor, waited
+            return
+        try:
+            if not _lock(fd, blocking=False):
+                waited = True
+                _lock(fd, blocking=True)
+            if _anchor(destination) == anchor:
+                yield anchor, waited
+                return
+        finally:
+            os.close(fd)  # closing releases the lock
+    yield _anchor(destination), waited
+
+
+def _lock(fd: int, *, blocking: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not a POSIX system
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks: unlocked, as before
+        return True
+    return True
+
+
+def _generate_locked(
+    design: StackDesign, destination: Path, anchor: Path, *, force: bool, waited: bool
+) -> GenerationResult:
     if destination.is_symlink():
         raise DestinationError(
             f"{destination} is a symbolic link",
@@ -572,18 +642,17 @@ def generate(design: StackDesign, destination: Path, *, force: bool = False) -> 
     is_dir = destination.is_dir()
     existing = is_dir and any(destination.iterdir())
     if existing and not force:
+        if waited:
+            raise DestinationError(
+                f"another mlopsctl run generated into {destination} while this one waited for "
+                "it; this run wrote nothing",
+                hint="use the repository it generated, or choose a new directory",
+            )
         raise DestinationError(
             f"{destination} is not empty",
             hint="choose a new directory, or pass --force to write the generated files into it "
             "(other files are left alone; mlopsctl update is the way to regenerate a project)",
         )
-    # The nearest existing ancestor holds the working directory; missing parents are created
-    # inside it and moved into place together with the tree.
-    anchor = destination.parent
-    while not anchor.exists():
-        anchor = anchor.parent
-    if not anchor.is_dir():
-        raise DestinationError(f"{anchor} is not a directory")
     progress = current()
     try:
         with _staging(anchor, progress) as tmp:

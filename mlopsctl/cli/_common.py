@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mlopsctl.errors import OutputError
     from mlopsctl.requirements import Requirements
 
 T = TypeVar("T")
@@ -115,7 +117,7 @@ def _interrupted(what: str) -> NoReturn:
 @contextmanager
 def errors_to_exit_codes() -> Iterator[None]:
     """One place that turns exceptions into the documented exit codes."""
-    from mlopsctl.errors import ExitCode, MlopsctlError
+    from mlopsctl.errors import ExitCode, MlopsctlError, OutputError
     from mlopsctl.interrupts import tracking
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -136,6 +138,8 @@ def errors_to_exit_codes() -> Iterator[None]:
     except MlopsctlError as exc:
         if progress is not None and progress.swallowed:  # the error may be the interrupt's
             _interrupted(on_disk())
+        if isinstance(exc, OutputError):
+            _output_failed(exc, on_disk())
         fail(exc.message, exc.hint, exc.exit_code)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
@@ -188,6 +192,69 @@ def collect_requirements(
     return build_requirements(answer_set, use_defaults=defaults or ask)
 
 
+class _Output(io.TextIOBase):
+    """Standard output as the commands see it: a write that fails because the stream is closed,
+    full or a closed pipe raises ``OutputError`` (exit 74 with a message on standard error)
+    instead of an internal error. Everything else is the real stream's."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+        self._reason = "it is closed"
+
+    def _fail(self, exc: OSError | ValueError | None) -> NoReturn:
+        from mlopsctl.errors import OutputError
+
+        self._stream = None  # nothing more goes there, the final flush included
+        if isinstance(exc, OSError):
+            self._reason = exc.strerror or str(exc)
+        reason = self._reason
+        raise OutputError(
+            f"cannot write to standard output: {reason}",
+            hint="send the output somewhere that can take it (a file with space, an open pipe)",
+        ) from None
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            self._fail(None)
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+
+    def flush(self) -> None:
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("standard output is closed")
+        return self._stream.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _output_failed(exc: OutputError, in_place: str) -> NoReturn:
+    """The report could not be written: say so on standard error, with what is on disk."""
+    try:
+        stderr().print(f"error: {exc.message}; {in_place}", markup=False)
+        if exc.hint:
+            stderr().print(f"hint: {exc.hint}", markup=False)
+    except (OSError, ValueError):
+        pass  # standard error is gone too: the exit code says it
+    raise typer.Exit(exc.exit_code)
+
+
 def run_app(app: Callable[..., Any]) -> NoReturn:
     """The console entry point: SIGTERM behaves as Ctrl-C from the first moment on, and once a
     command has put its output in place, later signals wait for it to finish its report.
@@ -195,12 +262,20 @@ def run_app(app: Callable[..., Any]) -> NoReturn:
     The process ends without the interpreter's finalization: that phase puts the default signal
     handlers back, so a Ctrl-C landing in it would kill a process whose work is complete and
     report it as interrupted. Every file is closed by then; the standard streams are flushed."""
+    from mlopsctl.errors import ExitCode, OutputError
+
     global _owns_process
     _owns_process = True
     signal.signal(signal.SIGTERM, _on_sigterm)
+    out = _Output(sys.stdout)
+    sys.stdout = out
     code: int = 0
     try:
         app()
+    except OutputError as exc:  # Typer's own output (help, usage) outside a command
+        code = exc.exit_code
+        with suppress(OSError, ValueError):
+            sys.stderr.write(f"error: {exc.message}\n")
     except KeyboardInterrupt:  # before a command began: Typer builds its command line first
         code = 130
     except Exception as exc:
@@ -217,9 +292,12 @@ def run_app(app: Callable[..., Any]) -> NoReturn:
             code = 1
     if code == 130 and not _interrupt_explained:
         stderr().print("interrupted: nothing was written")
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            code = code or 1
+    try:
+        out.flush()
+    except OutputError as exc:
+        code = code or ExitCode.OUTPUT
+        with suppress(OSError, ValueError):
+            sys.stderr.write(f"error: {exc.message}\n")
+    with suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
     os._exit(code)
