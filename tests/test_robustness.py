@@ -4,6 +4,7 @@ a destination inside mlopsctl itself, a standard output that is closed or full."
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -151,3 +152,42 @@ def test_init_with_a_closed_standard_output_says_the_files_are_in_place(tmp_path
     assert "cannot write to standard output: it is closed" in proc.stderr
     assert f"generated files are all in place in {tmp_path / 'p'}" in proc.stderr
     assert (tmp_path / "p" / "mlopsctl.yaml").is_file()
+
+
+def test_a_description_that_looks_like_a_template_lands_verbatim_and_validates(
+    tmp_path: Path,
+) -> None:
+    description = '{{ evil }} and {% if x %}y{% endif %} "quoted" ünï'
+    dest = tmp_path / "p"
+    proc = subprocess.run(
+        [*MLOPSCTL, "init", str(dest), "--defaults", "--set", f"description={description}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    design = json.loads((dest / ".mlopsctl" / "design.json").read_text(encoding="utf-8"))
+    assert design["requirements"]["description"] == description
+    checked = subprocess.run(
+        [*MLOPSCTL, "validate", str(dest), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout
+    # a marker the answers did not put there is still reported, in the same file
+    manifest = dest / "k8s" / "inferenceservice.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    marked = text.replace("  annotations:\n", '  annotations:\n    note: "{{ leftover }}"\n', 1)
+    assert marked != text
+    manifest.write_text(marked, encoding="utf-8")
+    checked = subprocess.run(
+        [*MLOPSCTL, "validate", str(dest), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 1
+    findings = json.loads(checked.stdout)["findings"]
+    assert [(f["check"], f["path"]) for f in findings] == [("MLV002", "k8s/inferenceservice.yaml")]
+    assert "{{ leftover }}" in findings[0]["message"]

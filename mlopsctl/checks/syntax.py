@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import tokenize
 from collections.abc import Iterable, Iterator
@@ -134,15 +135,41 @@ def _markdown_text(text: str) -> str:
     return "\n".join(out)
 
 
+def _answered(answers: Any) -> tuple[str, ...]:
+    """The answers' own text that looks like a template marker (a description such as
+    ``{{ evil }}``), in the forms a generated file writes it: verbatim and JSON-escaped. Each such
+    answer lands in the output exactly as written, so it is no unrendered marker."""
+    found: set[str] = set()
+    for _, value in _strings(answers):
+        if "{{" in value or "{%" in value:
+            found.add(value)
+            found.add(json.dumps(value, ensure_ascii=False)[1:-1])
+            found.add(json.dumps(value)[1:-1])
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def _blank(text: str, answered: tuple[str, ...]) -> str:
+    """``text`` with every answered string blanked out (same length, lines kept)."""
+    for value in answered:
+        if value in text:
+            text = text.replace(value, re.sub(r"[^\n]", " ", value))
+    return text
+
+
 @predicate()
 def unrendered_template(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     repo = ctx.repo
+    answered = _answered(ctx.answers) if ctx.answers else ()
     for f in repo.files:
         if f.is_template or f.suffix in _SKIP_SUFFIXES or helm_template(f.rel, repo.by_rel):
             continue
         text = f.text
         if text is None or ("{{" not in text and "{%" not in text):
             continue
+        if answered:
+            text = _blank(text, answered)
+            if "{{" not in text and "{%" not in text:
+                continue
         if _is_workflow(f.rel):
             text = _GH_EXPR.sub(lambda m: " " * len(m.group(0)), text)
             if "{{" not in text and "{%" not in text:
@@ -155,6 +182,7 @@ def unrendered_template(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             seen: set[int | None] = set()
             for doc in f.docs:
                 for path, value in _strings(doc):
+                    value = _blank(value, answered)
                     if _is_workflow(f.rel):
                         value = _GH_EXPR.sub("", value)
                     for m in _markers(value):
