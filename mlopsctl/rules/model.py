@@ -2,8 +2,10 @@
 
 The condition language is data, never code: a condition is ``all``/``any``/``not`` over leaves
 ``{field: <dotted Requirements path>, <op>: <value>}`` with the operators in ``OPERATORS``.
-Besides the answers, a leaf may read the derived fact ``tier`` (the highest tier floor of the
-rules that set one); rules that set a tier floor may not read it themselves.
+Besides the answers, a leaf may read the command's input ``tier_floor`` (``T2`` under
+``mlopsctl design``, ``T3`` under ``mlopsctl lifecycle``, unset otherwise) and the derived fact
+``tier`` (the highest tier floor of the rules that set one); rules that set a tier floor may not
+read ``tier`` themselves.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ STACK_CHOICES: dict[str, tuple[str, ...]] = {
 
 # Facts derived from the answers that conditions may read besides the ``Requirements`` fields.
 DERIVED_FIELDS = ("tier",)
+# What the command adds to the answers: the tier floor of ``design`` and ``lifecycle``.
+INPUT_FIELDS = ("tier_floor",)
 
 AlertPriority = Literal["P0", "P1", "P2", "P3"]
 Notify = Literal["page", "alert", "chat", "ticket"]
@@ -332,9 +336,18 @@ def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
     return rules
 
 
-def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
-    from mlopsctl.rules.engine import known_fields
+@lru_cache(maxsize=1)
+def known_fields() -> frozenset[str]:
+    """Every field a condition may read: the answers, the command's inputs, the derived facts."""
+    from mlopsctl.requirements import Requirements, ScaleRequirements
 
+    fields = set(Requirements.model_fields) - {"scale_requirements"}
+    fields |= {f"scale_requirements.{name}" for name in ScaleRequirements.model_fields}
+    fields |= set(INPUT_FIELDS) | set(DERIVED_FIELDS)
+    return frozenset(fields)
+
+
+def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
     for name in sorted(condition_fields(cond)):
         if name not in known_fields():
             raise CatalogError(f"{rule_id}: condition uses unknown field {name!r}")
