@@ -207,7 +207,7 @@ def evaluate(
     """
     from mlopsctl.rules.components import components
     from mlopsctl.rules.quickstart import quickstart
-    from mlopsctl.sizing import derive_sizing
+    from mlopsctl.rules.sizing import derive_sizing
 
     catalog = catalog or load_catalog()
     floor = check_tier_floor(tier_floor)

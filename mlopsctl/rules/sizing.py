@@ -1,5 +1,9 @@
 """Concrete numbers from the scale requirements, each with the formula that produced it.
 
+Each number is decided by one sizing rule of the catalog (``catalog/sizing/SIZnnn-*.yaml``: id,
+formula, rationale, references, shown by ``mlopsctl rules list`` and ``explain``); the formulas
+themselves are computed here.
+
 The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown by ``assess``:
 - per-replica capacity by framework family and hardware (``CAPACITY_RPS``),
 - a 70 % target utilization, so a replica has headroom for bursts,
@@ -10,9 +14,12 @@ The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-from mlopsctl.design import Decision, Sizing, Stack
+from mlopsctl.design import Decision, ReferenceOut, Sizing, Stack
+from mlopsctl.errors import CatalogError
 from mlopsctl.requirements import Requirements
+from mlopsctl.rules.model import SizingRule, load_sizing_rules
 
 CLASSIC_FRAMEWORKS = frozenset({"sklearn", "xgboost", "lightgbm", "onnx", "custom"})
 # Requests per second one replica serves at full load: (family, gpu) -> rps.
@@ -52,14 +59,28 @@ def _cpu(milli: int) -> str:
     return f"{milli}m"
 
 
+@lru_cache(maxsize=1)
+def _rules() -> dict[str, SizingRule]:
+    return {rule.capability: rule for rule in load_sizing_rules()}
+
+
 def _d(
-    capability: str, choice: float | int | str | list[int], formula: str, reason: str
+    number: str, choice: float | int | str | list[int], formula: str, *, kind: str = "sizing"
 ) -> Decision:
+    """The decision on one number, by the sizing rule that decides it (``catalog/sizing/``):
+    its id, rationale and sources, and the formula with this design's numbers."""
+    rule = _rules().get(f"{kind}.{number}")
+    if rule is None:
+        raise CatalogError(f"no sizing rule decides {kind}.{number}")
     return Decision(
-        rule="SIZING",
-        capability=f"sizing.{capability}",
+        rule=rule.id,
+        capability=rule.capability,
         choice=choice,
-        reason=reason,
+        reason=" ".join(rule.rationale.split()),
+        references=[
+            ReferenceOut(title=r.title, url=r.url, accessed=r.accessed.isoformat())
+            for r in rule.references
+        ],
         formula=formula,
     )
 
@@ -102,7 +123,6 @@ def derive_sizing(
                 "latency_target_ms",
                 latency,
                 "latency_ms as given",
-                "the latency SLA is the p95 target",
             )
         )
     else:
@@ -112,7 +132,6 @@ def derive_sizing(
                 "latency_target_ms",
                 latency,
                 f"default for {pattern} deployments",
-                "no latency SLA was given, so the pattern's usual target is assumed",
             )
         )
 
@@ -128,9 +147,7 @@ def derive_sizing(
     else:
         peak = DEFAULT_RPS
         peak_formula = f"no rps or concurrent_users given: default {DEFAULT_RPS:g}"
-    decisions.append(
-        _d("peak_rps", peak, peak_formula, "peak throughput the serving tier must carry")
-    )
+    decisions.append(_d("peak_rps", peak, peak_formula))
 
     fam = family(req.framework)
     capacity = CAPACITY_RPS[(fam, req.gpu)]
@@ -139,7 +156,6 @@ def derive_sizing(
             "per_replica_rps",
             capacity,
             f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
-            "a stated assumption; measure your model and adjust",
         )
     )
 
@@ -153,8 +169,6 @@ def derive_sizing(
             f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
             f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
             f"{latency:g} / 1000)",
-            "in-flight requests per replica at the target utilization (Little's law); KServe's "
-            "scaleTarget with scaleMetric concurrency",
         )
     )
 
@@ -173,7 +187,6 @@ def derive_sizing(
             f"scale_target_concurrency))) = min({MAX_REPLICAS_CAP}, max({floor_replicas + 1}, "
             f"ceil({peak:g} / ({capacity:g} x {TARGET_UTILIZATION})), "
             f"{for_users}))",
-            "enough replicas for the peak at the target utilization",
         )
     )
     if stack.autoscaling == "hpa":
@@ -190,7 +203,6 @@ def derive_sizing(
             "min_replicas",
             min_replicas,
             min_formula,
-            "availability floor; under high load part of the peak stays warm",
         )
     )
     hpa_target = round(TARGET_UTILIZATION * 100)
@@ -199,7 +211,6 @@ def derive_sizing(
             "hpa_cpu_target_percent",
             hpa_target,
             f"{TARGET_UTILIZATION} x 100",
-            "the HorizontalPodAutoscaler's average CPU utilization target",
         )
     )
 
@@ -212,7 +223,6 @@ def derive_sizing(
             memory_request,
             f"model_size_gb x 2 + {RUNTIME_OVERHEAD_GB} GB = {req.model_size_gb:g} x 2 + "
             f"{RUNTIME_OVERHEAD_GB}, rounded up to 64 MiB",
-            "the model is held in memory once loaded and once while deserializing",
         )
     )
     decisions.append(
@@ -220,7 +230,6 @@ def derive_sizing(
             "memory_limit",
             memory_limit,
             f"memory_request x {MEMORY_LIMIT_FACTOR}",
-            "headroom for request buffers without letting a leak take the node",
         )
     )
     cpu_request_m = CPU_REQUEST_MILLI[fam]
@@ -231,7 +240,6 @@ def derive_sizing(
             "cpu_request",
             cpu_request,
             f"{cpu_request_m}m for {fam} models",
-            "a stated assumption per framework family",
         )
     )
     decisions.append(
@@ -239,7 +247,6 @@ def derive_sizing(
             "cpu_limit",
             cpu_limit,
             f"cpu_request x {CPU_LIMIT_FACTOR}",
-            "room for bursts while the autoscaler reacts",
         )
     )
     gpu_per_replica = 1 if req.gpu and fam == "deep" else 0
@@ -248,7 +255,6 @@ def derive_sizing(
             "gpu_per_replica",
             gpu_per_replica,
             "1 when GPUs are available and the model is a neural network, else 0",
-            "tree and linear models gain nothing from a GPU",
         )
     )
     startup = STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb)
@@ -258,7 +264,6 @@ def derive_sizing(
             startup,
             f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
             f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
-            "the startup probe's window, so a large model is not killed while it loads",
         )
     )
 
@@ -269,7 +274,6 @@ def derive_sizing(
             "rollout_steps",
             steps,
             f"the steps of the {stack.rollout} rollout decision",
-            "traffic percentages the new version receives in turn",
         )
     )
     decisions.append(
@@ -277,19 +281,16 @@ def derive_sizing(
             "canary_percent",
             canary,
             "first rollout step for canary, progressive and A/B rollouts, else 0",
-            "the share of traffic the new version gets first",
         )
     )
 
     latency_alert = round(latency * LATENCY_ALERT_FACTOR, 3)
     decisions.append(
-        Decision(
-            rule="SIZING",
-            capability="thresholds.latency_p95_alert_ms",
-            choice=latency_alert,
-            formula=f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x "
-            f"{latency:g}",
-            reason="alert when p95 latency exceeds 1.5x the target",
+        _d(
+            "latency_p95_alert_ms",
+            latency_alert,
+            f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
+            kind="thresholds",
         )
     )
 
@@ -299,7 +300,6 @@ def derive_sizing(
             "batch_schedule",
             schedule,
             "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
-            "when scheduled scoring or retraining runs",
         )
     )
     sizing = Sizing(
