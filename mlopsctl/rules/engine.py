@@ -31,6 +31,7 @@ from mlopsctl.design import (
 )
 from mlopsctl.errors import CatalogError, RuleAbort, RuleConflictError, UsageError
 from mlopsctl.requirements import Requirements
+from mlopsctl.rules.components import components
 from mlopsctl.rules.model import (
     DERIVED_FIELDS,
     INPUT_FIELDS,
@@ -40,6 +41,8 @@ from mlopsctl.rules.model import (
     Tier,
     load_catalog,
 )
+from mlopsctl.rules.quickstart import quickstart
+from mlopsctl.rules.sizing import derive_sizing
 
 TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
 
@@ -205,10 +208,6 @@ def evaluate(
     Raises ``RuleAbort`` when an abort rule fires and, under ``strict``, ``RuleConflictError``
     when two rules set one choice differently.
     """
-    from mlopsctl.rules.components import components
-    from mlopsctl.rules.quickstart import quickstart
-    from mlopsctl.rules.sizing import derive_sizing
-
     catalog = catalog or load_catalog()
     floor = check_tier_floor(tier_floor)
     tier, tier_rules = _tier_of(req, catalog, floor)
