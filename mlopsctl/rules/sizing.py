@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 from mlopsctl.design import Decision, ReferenceOut, Sizing, Stack
 from mlopsctl.errors import CatalogError
@@ -104,6 +105,22 @@ def assumptions() -> list[str]:
     ]
 
 
+class _Numbers:
+    """The numbers derived so far and one decision for each, in the order they were derived."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.decisions: list[Decision] = []
+
+    def set(self, number: str, value: Any, formula: str, *, kind: str = "sizing") -> Any:
+        self.decisions.append(_d(number, value, formula, kind=kind))
+        self.values[f"{kind}.{number}"] = value
+        return value
+
+    def __getitem__(self, number: str) -> Any:
+        return self.values[f"sizing.{number}"]
+
+
 def derive_sizing(
     req: Requirements, stack: Stack, rollout_steps: list[int]
 ) -> tuple[Sizing, list[Decision], float]:
@@ -112,214 +129,142 @@ def derive_sizing(
     Returns the sizing, one decision per number with its formula, and the p95 latency alert
     threshold in milliseconds.
     """
-    scale = req.scale_requirements
-    decisions: list[Decision] = []
-    pattern = stack.deployment_pattern
+    n = _Numbers()
+    _throughput(req, stack, n)
+    _replicas(req, stack, n)
+    _resources(req, n)
+    _rollout(stack, rollout_steps, n)
+    latency = n["latency_target_ms"]
+    latency_alert: float = n.set(
+        "latency_p95_alert_ms",
+        round(latency * LATENCY_ALERT_FACTOR, 3),
+        f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
+        kind="thresholds",
+    )
+    n.set(
+        "batch_schedule",
+        "0 2 * * *" if stack.deployment_pattern in {"batch", "hybrid"} else "0 2 * * 0",
+        "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
+    )
+    sizing = Sizing(
+        **{k.removeprefix("sizing."): v for k, v in n.values.items() if k.startswith("sizing.")},
+        target_utilization=TARGET_UTILIZATION,
+        assumptions=assumptions(),
+    )
+    return sizing, n.decisions, latency_alert
 
+
+def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """The latency target, the peak load, one replica's capacity and its concurrency target."""
+    scale = req.scale_requirements
+    pattern = stack.deployment_pattern
     if scale.latency_ms is not None:
-        latency = float(scale.latency_ms)
-        decisions.append(
-            _d(
-                "latency_target_ms",
-                latency,
-                "latency_ms as given",
-            )
-        )
+        latency = n.set("latency_target_ms", float(scale.latency_ms), "latency_ms as given")
     else:
-        latency = DEFAULT_LATENCY_MS.get(pattern, 200.0)
-        decisions.append(
-            _d(
-                "latency_target_ms",
-                latency,
-                f"default for {pattern} deployments",
-            )
+        latency = n.set(
+            "latency_target_ms",
+            DEFAULT_LATENCY_MS.get(pattern, 200.0),
+            f"default for {pattern} deployments",
         )
 
     if scale.rps is not None:
-        peak = float(scale.rps)
-        peak_formula = "rps as given"
+        n.set("peak_rps", float(scale.rps), "rps as given")
     elif scale.concurrent_users is not None:
-        peak = round(scale.concurrent_users * 1000.0 / latency, 2)
-        peak_formula = (
+        n.set(
+            "peak_rps",
+            round(scale.concurrent_users * 1000.0 / latency, 2),
             f"concurrent_users x 1000 / latency_target_ms = {scale.concurrent_users} x 1000 / "
-            f"{latency:g} (Little's law: every user has one request in flight)"
+            f"{latency:g} (Little's law: every user has one request in flight)",
         )
     else:
-        peak = DEFAULT_RPS
-        peak_formula = f"no rps or concurrent_users given: default {DEFAULT_RPS:g}"
-    decisions.append(_d("peak_rps", peak, peak_formula))
+        n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
 
     fam = family(req.framework)
-    capacity = CAPACITY_RPS[(fam, req.gpu)]
-    decisions.append(
-        _d(
-            "per_replica_rps",
-            capacity,
-            f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
-        )
+    capacity = n.set(
+        "per_replica_rps",
+        CAPACITY_RPS[(fam, req.gpu)],
+        f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
+    )
+    n.set(
+        "scale_target_concurrency",
+        max(1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))),
+        f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
+        f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
+        f"{latency:g} / 1000)",
     )
 
-    concurrency = max(
-        1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))
-    )
-    decisions.append(
-        _d(
-            "scale_target_concurrency",
-            concurrency,
-            f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
-            f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
-            f"{latency:g} / 1000)",
-        )
-    )
 
+def _replicas(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """How many replicas at most and at least, and the CPU autoscaling target."""
+    peak, capacity = n["peak_rps"], n["per_replica_rps"]
     floor_replicas = 2 if req.governance_level == "production" else 1
     for_rps = math.ceil(peak / (capacity * TARGET_UTILIZATION)) if peak > 0 else 1
-    users = scale.concurrent_users or 0
-    for_users = math.ceil(users / concurrency) if users else 0
+    users = req.scale_requirements.concurrent_users or 0
+    for_users = math.ceil(users / n["scale_target_concurrency"]) if users else 0
     needed = max(for_rps, for_users, 1)
-    max_replicas = min(MAX_REPLICAS_CAP, max(floor_replicas + 1, needed))
-    decisions.append(
-        _d(
-            "max_replicas",
-            max_replicas,
-            f"min({MAX_REPLICAS_CAP}, max(min_replicas_floor + 1, ceil(peak_rps / "
-            f"(per_replica_rps x {TARGET_UTILIZATION})), ceil(concurrent_users / "
-            f"scale_target_concurrency))) = min({MAX_REPLICAS_CAP}, max({floor_replicas + 1}, "
-            f"ceil({peak:g} / ({capacity:g} x {TARGET_UTILIZATION})), "
-            f"{for_users}))",
-        )
+    max_replicas = n.set(
+        "max_replicas",
+        min(MAX_REPLICAS_CAP, max(floor_replicas + 1, needed)),
+        f"min({MAX_REPLICAS_CAP}, max(min_replicas_floor + 1, ceil(peak_rps / "
+        f"(per_replica_rps x {TARGET_UTILIZATION})), ceil(concurrent_users / "
+        f"scale_target_concurrency))) = min({MAX_REPLICAS_CAP}, max({floor_replicas + 1}, "
+        f"ceil({peak:g} / ({capacity:g} x {TARGET_UTILIZATION})), "
+        f"{for_users}))",
     )
     if stack.autoscaling == "hpa":
-        min_replicas = min(max_replicas, max(floor_replicas, math.ceil(needed * WARM_FRACTION)))
-        min_formula = (
+        n.set(
+            "min_replicas",
+            min(max_replicas, max(floor_replicas, math.ceil(needed * WARM_FRACTION))),
             f"max({floor_replicas}, ceil(needed_replicas x {WARM_FRACTION})) = "
-            f"max({floor_replicas}, ceil({needed} x {WARM_FRACTION}))"
+            f"max({floor_replicas}, ceil({needed} x {WARM_FRACTION}))",
         )
     else:
-        min_replicas = floor_replicas
-        min_formula = "2 for production (survives a node loss with a PodDisruptionBudget), else 1"
-    decisions.append(
-        _d(
+        n.set(
             "min_replicas",
-            min_replicas,
-            min_formula,
+            floor_replicas,
+            "2 for production (survives a node loss with a PodDisruptionBudget), else 1",
         )
-    )
-    hpa_target = round(TARGET_UTILIZATION * 100)
-    decisions.append(
-        _d(
-            "hpa_cpu_target_percent",
-            hpa_target,
-            f"{TARGET_UTILIZATION} x 100",
-        )
-    )
+    n.set("hpa_cpu_target_percent", round(TARGET_UTILIZATION * 100), f"{TARGET_UTILIZATION} x 100")
 
+
+def _resources(req: Requirements, n: _Numbers) -> None:
+    """Memory, CPU and GPUs per replica, and how long a replica may take to start."""
     mem_request_gb = req.model_size_gb * 2 + RUNTIME_OVERHEAD_GB
-    memory_request = _mem(mem_request_gb)
-    memory_limit = _mem(mem_request_gb * MEMORY_LIMIT_FACTOR)
-    decisions.append(
-        _d(
-            "memory_request",
-            memory_request,
-            f"model_size_gb x 2 + {RUNTIME_OVERHEAD_GB} GB = {req.model_size_gb:g} x 2 + "
-            f"{RUNTIME_OVERHEAD_GB}, rounded up to 64 MiB",
-        )
+    n.set(
+        "memory_request",
+        _mem(mem_request_gb),
+        f"model_size_gb x 2 + {RUNTIME_OVERHEAD_GB} GB = {req.model_size_gb:g} x 2 + "
+        f"{RUNTIME_OVERHEAD_GB}, rounded up to 64 MiB",
     )
-    decisions.append(
-        _d(
-            "memory_limit",
-            memory_limit,
-            f"memory_request x {MEMORY_LIMIT_FACTOR}",
-        )
+    n.set(
+        "memory_limit",
+        _mem(mem_request_gb * MEMORY_LIMIT_FACTOR),
+        f"memory_request x {MEMORY_LIMIT_FACTOR}",
     )
+    fam = family(req.framework)
     cpu_request_m = CPU_REQUEST_MILLI[fam]
-    cpu_request = _cpu(cpu_request_m)
-    cpu_limit = _cpu(cpu_request_m * CPU_LIMIT_FACTOR)
-    decisions.append(
-        _d(
-            "cpu_request",
-            cpu_request,
-            f"{cpu_request_m}m for {fam} models",
-        )
+    n.set("cpu_request", _cpu(cpu_request_m), f"{cpu_request_m}m for {fam} models")
+    n.set("cpu_limit", _cpu(cpu_request_m * CPU_LIMIT_FACTOR), f"cpu_request x {CPU_LIMIT_FACTOR}")
+    n.set(
+        "gpu_per_replica",
+        1 if req.gpu and fam == "deep" else 0,
+        "1 when GPUs are available and the model is a neural network, else 0",
     )
-    decisions.append(
-        _d(
-            "cpu_limit",
-            cpu_limit,
-            f"cpu_request x {CPU_LIMIT_FACTOR}",
-        )
-    )
-    gpu_per_replica = 1 if req.gpu and fam == "deep" else 0
-    decisions.append(
-        _d(
-            "gpu_per_replica",
-            gpu_per_replica,
-            "1 when GPUs are available and the model is a neural network, else 0",
-        )
-    )
-    startup = STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb)
-    decisions.append(
-        _d(
-            "startup_seconds",
-            startup,
-            f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
-            f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
-        )
+    n.set(
+        "startup_seconds",
+        STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb),
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
     )
 
-    steps = list(rollout_steps)
-    canary = steps[0] if stack.rollout in {"canary", "progressive", "ab"} and steps else 0
-    decisions.append(
-        _d(
-            "rollout_steps",
-            steps,
-            f"the steps of the {stack.rollout} rollout decision",
-        )
-    )
-    decisions.append(
-        _d(
-            "canary_percent",
-            canary,
-            "first rollout step for canary, progressive and A/B rollouts, else 0",
-        )
-    )
 
-    latency_alert = round(latency * LATENCY_ALERT_FACTOR, 3)
-    decisions.append(
-        _d(
-            "latency_p95_alert_ms",
-            latency_alert,
-            f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
-            kind="thresholds",
-        )
+def _rollout(stack: Stack, rollout_steps: list[int], n: _Numbers) -> None:
+    """The traffic steps of the rollout decision and the first share a new version gets."""
+    steps = n.set(
+        "rollout_steps", list(rollout_steps), f"the steps of the {stack.rollout} rollout decision"
     )
-
-    schedule = "0 2 * * *" if pattern in {"batch", "hybrid"} else "0 2 * * 0"
-    decisions.append(
-        _d(
-            "batch_schedule",
-            schedule,
-            "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
-        )
+    n.set(
+        "canary_percent",
+        steps[0] if stack.rollout in {"canary", "progressive", "ab"} and steps else 0,
+        "first rollout step for canary, progressive and A/B rollouts, else 0",
     )
-    sizing = Sizing(
-        latency_target_ms=latency,
-        peak_rps=peak,
-        per_replica_rps=capacity,
-        target_utilization=TARGET_UTILIZATION,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        scale_target_concurrency=concurrency,
-        cpu_request=cpu_request,
-        cpu_limit=cpu_limit,
-        memory_request=memory_request,
-        memory_limit=memory_limit,
-        gpu_per_replica=gpu_per_replica,
-        canary_percent=canary,
-        rollout_steps=steps,
-        batch_schedule=schedule,
-        hpa_cpu_target_percent=hpa_target,
-        startup_seconds=startup,
-        assumptions=assumptions(),
-    )
-    return sizing, decisions, latency_alert
