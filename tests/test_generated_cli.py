@@ -91,13 +91,14 @@ def test_lifecycle_gives_the_fraud_example_the_tier_three_rollout() -> None:
 
 def test_flags_are_the_recorded_design() -> None:
     """Every switch the templates read is a field of the design; a tier-3 design without a
-    progressive rollout or a shadow deployment generates neither."""
+    progressive rollout generates none."""
     design = evaluate(
         make_requirements(maturity_level=2, governance_level="production", model_type="ranking")
     )
     assert design.tier == "T3" and design.stack.rollout == "ab"
     assert flags(design) == design.components.model_dump()
-    assert not flags(design)["progressive"] and not flags(design)["canary"]
+    assert not flags(design)["progressive"]  # tier 3 alone no longer implies it
+    assert flags(design)["canary"] and design.sizing.canary_percent == 50  # the A/B split
     assert flags(design)["shadow"] == ("shadow-deployment" in design.governance)
     lifecycle = evaluate(make_requirements(), tier_floor="T3")
     assert flags(lifecycle)["progressive"] and lifecycle.stack.rollout == "progressive"

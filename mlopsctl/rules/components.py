@@ -25,9 +25,8 @@ def components(
         online=online,
         batch_job=k8s and stack.batch_engine in {"cronjob", "spark"},
         spark=k8s and stack.batch_engine == "spark",
-        canary=online
-        and stack.rollout in {"canary", "progressive"}
-        and any(0 < step < 100 for step in sizing.rollout_steps),
+        # A first traffic share below 100 % (canary, progressive, A/B): KServe's canary split.
+        canary=online and 0 < sizing.canary_percent < 100,
         # Progressive rollout and shadow traffic act on cluster serving (KServe or a Deployment).
         progressive=k8s and online and stack.rollout == "progressive",
         shadow=k8s and online and (stack.rollout == "shadow" or "shadow-deployment" in governance),
