@@ -61,20 +61,34 @@ def load_requirements(
     return build_requirements(answer_set, use_defaults=defaults)
 
 
-def assess(requirements: Requirements | Mapping[str, Any], *, strict: bool = False) -> StackDesign:
+def assess(
+    requirements: Requirements | Mapping[str, Any] | Path,
+    *,
+    strict: bool = False,
+    tier_floor: str | None = None,
+) -> StackDesign:
     """Run the rules on the requirements and return the explained design.
 
-    ``requirements`` is a ``Requirements`` or a mapping of answers (the keys of ``mlopsctl.yaml``),
-    validated with the defaults filling what it leaves out. Raises ``AnswersError`` for invalid
-    answers, ``RuleAbort`` when the requirements hit an abort rule, and ``RuleConflictError``
-    when ``strict`` and two rules set one choice differently (without ``strict`` conflicts are
-    listed in ``design.conflicts`` and ``design.warnings``).
+    ``requirements`` is a ``Requirements``, a mapping of answers (the keys of ``mlopsctl.yaml``)
+    or the path of an answers file, validated with the defaults filling what it leaves out.
+    ``tier_floor`` is the least tier to design for (``"T2"`` as ``mlopsctl design``, ``"T3"`` as
+    ``mlopsctl lifecycle``); the rules see it, so everything they decide for that tier is in the
+    design. Raises ``AnswersError`` for invalid answers, ``UsageError`` for an unknown tier
+    floor, ``RuleAbort`` when the requirements hit an abort rule, and ``RuleConflictError`` when
+    ``strict`` and two rules set one choice differently (without ``strict`` conflicts are listed
+    in ``design.conflicts`` and ``design.warnings``).
     """
     from mlopsctl.rules.engine import evaluate
 
     if not isinstance(requirements, Requirements):
         requirements = load_requirements(requirements, defaults=True)
-    return evaluate(requirements, strict=strict)
+    return evaluate(requirements, strict=strict, tier_floor=tier_floor)
+
+
+def recorded_tier_floor(state: Mapping[str, Any] | None) -> str | None:
+    """The tier floor a generated project's ``.mlopsctl/state.json`` records (None if none)."""
+    floor = (state or {}).get("tier_floor")
+    return floor if floor in {"T1", "T2", "T3"} else None
 
 
 def generate(
@@ -83,9 +97,11 @@ def generate(
     *,
     force: bool = False,
     strict: bool = False,
+    tier_floor: str | None = None,
 ) -> GenerationResult:
-    """Assess the requirements and generate the repository at ``destination``, all or nothing."""
+    """Assess the requirements (at ``tier_floor`` at least, see ``assess``) and generate the
+    repository at ``destination``, all or nothing."""
     from mlopsctl.render import generate as _generate
 
-    design = assess(requirements, strict=strict)
+    design = assess(requirements, strict=strict, tier_floor=tier_floor)
     return _generate(design, Path(destination), force=force)

@@ -138,9 +138,38 @@ class QuickStart(_Frozen):
     checklist: list[str]
 
 
+class Components(_Frozen):
+    """What the generated repository contains. The engine derives each one from the design
+    (stack, tier, governance controls, answers) in ``mlopsctl.rules.components``; the templates
+    choose their files and sections by these and by nothing else."""
+
+    kubernetes: bool  # Kubernetes manifests under k8s/
+    kserve: bool  # a KServe InferenceService
+    k8s_deployment: bool  # a Deployment, Service, HPA, PDB and policy (online, not KServe)
+    online: bool  # an online endpoint (online or hybrid deployment)
+    batch_job: bool  # a scheduled batch scoring job on the cluster
+    spark: bool  # batch scoring with Spark
+    canary: bool  # a first traffic step below 100 % (canary, progressive)
+    progressive: bool  # progressive rollout with automated rollback
+    shadow: bool  # a shadow deployment on mirrored traffic
+    kubeflow: bool  # a Kubeflow retraining pipeline
+    scheduled_retraining: bool  # retraining scheduled by CI instead of Kubeflow
+    prometheus: bool  # Prometheus alerts, Alertmanager routes, Grafana dashboard
+    github_actions: bool
+    gitlab_ci: bool
+    jenkins: bool
+    production: bool  # production governance (authentication, approvals, two replicas)
+    regulated: bool  # a regulation applies
+    governance: bool  # the tier-3 governance set: approvals, lineage, changelog, cost notes
+    model_card: bool
+    rollback_runbook: bool
+    audit_log: bool
+
+
 class StackDesign(_Frozen):
     schema_version: int = DESIGN_SCHEMA_VERSION
     tier: Tier
+    tier_floor: Tier | None = None  # the least tier the command asked for (design, lifecycle)
     stack: Stack
     decisions: list[Decision]
     thresholds: Thresholds
@@ -152,6 +181,7 @@ class StackDesign(_Frozen):
     conflicts: list[Conflict]
     alternatives: list[Alternative]
     fired_rules: list[str]
+    components: Components
     requirements: Requirements
 
     def json_dict(self) -> dict[str, Any]:

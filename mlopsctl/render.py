@@ -125,90 +125,9 @@ def serving_table() -> dict[str, Any]:
     return data
 
 
-_TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
-
-
-def at_tier(design: StackDesign, floor: str) -> StackDesign:
-    """The design raised to at least ``floor`` (``design`` asks for T2, ``lifecycle`` for T3).
-
-    The rules' own tier is kept when it is higher. The floor is recorded as a decision (and so in
-    the project's state), so that regeneration from the answers keeps it.
-    """
-    from mlopsctl.design import Decision
-
-    raised = _TIER_ORDER[design.tier] < _TIER_ORDER[floor]
-    reason = f"`mlopsctl {TIER_COMMAND[floor]}` generates at least tier {floor}; " + (
-        f"the rules alone chose {design.tier}" if raised else "the rules chose " + design.tier
-    )
-    decision = Decision(rule="COMMAND", capability="tier_floor", choice=floor, reason=reason)
-    return design.model_copy(
-        update={
-            "tier": floor if raised else design.tier,
-            "decisions": [*design.decisions, decision],
-        }
-    )
-
-
-def tier_floor(design: StackDesign) -> str | None:
-    """The tier floor the generating command asked for, if any."""
-    floors = [d.choice for d in design.decisions if d.rule == "COMMAND"]
-    return str(floors[-1]) if floors else None
-
-
-def apply_recorded_floor(design: StackDesign, state: dict[str, Any] | None) -> StackDesign:
-    """Regeneration (validate, update): apply the tier floor a project's state records."""
-    floor = (state or {}).get("tier_floor")
-    return at_tier(design, floor) if floor in _TIER_ORDER else design
-
-
 def flags(design: StackDesign) -> dict[str, bool]:
-    """Component switches the templates branch on; all derived from the engine's choices."""
-    s = design.stack
-    req = design.requirements
-    online = s.deployment_pattern in {"online", "hybrid"}
-    k8s = req.kubernetes
-    tier3 = design.tier == "T3"
-    production = req.governance_level == "production"
-    kserve = k8s and s.serving == "kserve"
-    canary = s.rollout in {"canary", "progressive"}
-    # A canary needs a traffic step below 100 %.
-    partial_step = any(0 < step < 100 for step in design.sizing.rollout_steps)
-    return {
-        "kubernetes": k8s,
-        "kserve": kserve,
-        # An online endpoint on Kubernetes without KServe: Deployment, Service, HPA, PDB, policy.
-        "k8s_deployment": k8s and online and not kserve and s.serving != "none",
-        "tracking_server": k8s,
-        "online": online,
-        "local_serving": s.serving not in {"none"},
-        "batch_job": k8s and s.batch_engine in {"cronjob", "spark"},
-        "cronjob": k8s and s.batch_engine == "cronjob",
-        "spark": k8s and s.batch_engine == "spark",
-        "hpa": online and s.autoscaling in {"hpa", "knative", "keda"},
-        # Tier 3 always rolls out progressively; otherwise the rollout decision says.
-        "canary": online and (canary or tier3) and partial_step,
-        # Progressive rollout and shadow traffic act on cluster serving (KServe or a Deployment).
-        "progressive": k8s and online and (s.rollout == "progressive" or tier3),
-        "shadow": k8s
-        and online
-        and (s.rollout == "shadow" or "shadow-deployment" in design.governance or tier3),
-        "kubeflow": s.orchestration == "kubeflow",
-        "scheduled_retraining": s.orchestration != "kubeflow",
-        "prometheus": s.monitoring == "prometheus",
-        "evidently": s.drift_detection == "evidently",
-        "github_actions": req.ci_platform == "github-actions",
-        "gitlab_ci": req.ci_platform == "gitlab-ci",
-        "jenkins": req.ci_platform == "jenkins",
-        "production": production,
-        "regulated": bool(req.regulations),
-        "tier3": tier3,
-        "tier2": design.tier in {"T2", "T3"},
-        "governance": tier3,
-        # Production governance needs these at any tier; tier 3 always has them.
-        "model_card": tier3 or "model-card" in design.governance,
-        "rollback_runbook": tier3 or "rollback-procedure" in design.governance,
-        "audit_log": tier3 or "audit-log" in design.governance,
-    }
+    """Component switches the templates branch on: the design's ``components``, as decided."""
+    return design.components.model_dump()
 
 
 def _names(design: StackDesign) -> dict[str, str]:
@@ -278,7 +197,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "catalog_digest": "sha256:" + catalog_digest(),
         "design_schema_version": design.schema_version,
         "tier": design.tier,
-        "tier_floor": tier_floor(design),
+        "tier_floor": design.tier_floor,
         "command": TIER_COMMAND[design.tier],
     }
     return {

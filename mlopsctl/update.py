@@ -496,6 +496,7 @@ def plan_update(
 ) -> UpdatePlan:
     """Work out everything update would do, without writing into ``destination``."""
     from mlopsctl import render
+    from mlopsctl.api import recorded_tier_floor
     from mlopsctl.design import StackDesign
     from mlopsctl.rules.engine import evaluate
 
@@ -511,7 +512,7 @@ def plan_update(
         old_design = {}
     old_name = (old_design.get("requirements") or {}).get("project_name")
     file_req, new_req = _requirements(destination, answers, sets, old_name)
-    design = render.apply_recorded_floor(evaluate(new_req, strict=strict), state)
+    design = evaluate(new_req, strict=strict, tier_floor=recorded_tier_floor(state))
 
     with _planning_errors(), _workdir() as work:
         theirs_root = work / "theirs"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.design import StackDesign
-from mlopsctl.render import at_tier, generate
+from mlopsctl.render import generate
+from mlopsctl.rules.components import components
 from mlopsctl.rules.engine import evaluate
 from tests.conftest import make_requirements
 
@@ -29,13 +30,13 @@ class Case:
     sizing: dict[str, Any] = field(default_factory=dict)
 
     def design(self) -> StackDesign:
-        design = evaluate(make_requirements(**self.answers))
-        if self.stack:
-            design = design.model_copy(update={"stack": design.stack.model_copy(update=self.stack)})
-        if self.sizing:
-            sizing = design.sizing.model_copy(update=self.sizing)
-            design = design.model_copy(update={"sizing": sizing})
-        return at_tier(design, self.tier) if self.tier else design
+        design = evaluate(make_requirements(**self.answers), tier_floor=self.tier)
+        if not (self.stack or self.sizing):
+            return design
+        stack = design.stack.model_copy(update=self.stack)
+        sizing = design.sizing.model_copy(update=self.sizing)
+        parts = components(design.requirements, stack, design.tier, design.governance, sizing)
+        return design.model_copy(update={"stack": stack, "sizing": sizing, "components": parts})
 
 
 CASES: dict[str, Case] = {

@@ -237,6 +237,29 @@ def test_rules_explain(runner: CliRunner) -> None:
     assert "rules list" in result.stderr
 
 
+def test_rules_list_and_explain_show_the_sizing_rules(runner: CliRunner) -> None:
+    from mlopsctl.rules.model import load_sizing_rules
+
+    result = runner.invoke(app, ["rules", "list", "--category", "sizing", "--format", "json"])
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert [r["id"] for r in listed] == [r.id for r in load_sizing_rules()]
+    assert all(r["formula"] and r["references"] for r in listed)
+    result = runner.invoke(app, ["rules", "explain", "SIZ005"])
+    assert result.exit_code == 0
+    for section in (
+        "# SIZ005 replicas-for-the-peak",
+        "Decides: sizing.max_replicas",
+        "## Formula",
+        "## Why",
+        "## Remediation",
+        "## References",
+        "accessed",
+    ):
+        assert section in result.stdout, section
+    assert runner.invoke(app, ["rules", "explain", "replicas-for-the-peak"]).stdout == result.stdout
+
+
 def test_text_report_to_a_file_has_no_colour_codes(runner: CliRunner, workdir: Path) -> None:
     result = runner.invoke(app, ["assess", "--defaults", "-o", "report.txt"])
     assert result.exit_code == 0

@@ -126,3 +126,30 @@ def test_condition_language_has_no_eval(tmp_path: Path) -> None:
     )
     with pytest.raises(CatalogError):
         load_catalog(catalog_with(tmp_path, text))
+
+
+def test_the_rules_package_has_no_import_cycle() -> None:
+    """Modules of mlopsctl.rules import each other in one direction only (function-level
+    imports included): the model knows nothing of the engine that evaluates it."""
+    import ast
+    from graphlib import CycleError, TopologicalSorter
+
+    root = Path(__file__).parents[1] / "mlopsctl" / "rules"
+    graph: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        name = f"mlopsctl.rules.{path.stem}"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                deps.add(node.module)
+                deps |= {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {alias.name for alias in node.names}
+        graph[name] = {d for d in deps if d.startswith("mlopsctl.rules.")}
+    graph.pop("mlopsctl.rules.__init__", None)
+    modules = set(graph)
+    try:
+        tuple(TopologicalSorter({m: graph[m] & modules for m in modules}).static_order())
+    except CycleError as exc:
+        raise AssertionError(f"import cycle: {exc.args[1]}") from None
+    assert "mlopsctl.rules.engine" not in graph["mlopsctl.rules.model"]

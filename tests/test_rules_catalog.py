@@ -39,8 +39,10 @@ EXAMPLES = [
     ids=[f"{r.id}-{k}-{i}" for r, k, i, _ in EXAMPLES],
 )
 def test_rule_example(rule: Rule, kind: str, index: int, example: dict[str, Any]) -> None:
-    req = load_requirements(example, defaults=True)
-    fired = matches(derive_facts(req), rule.when)
+    answers = dict(example)
+    floor = answers.pop("tier_floor", None)  # the command's input, beside the answers
+    req = load_requirements(answers, defaults=True)
+    fired = matches(derive_facts(req, tier_floor=floor), rule.when)
     assert fired is (kind == "fires"), f"{rule.id} example {kind}[{index}]: {example}"
 
 

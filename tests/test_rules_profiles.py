@@ -67,7 +67,9 @@ def test_profile(profile: dict[str, Any]) -> None:
         assert info.value.rule_id == profile["abort"]
         assert info.value.hint, "an abort says what to change"
         return
-    design = assess(req, strict=True)  # no profile may produce a conflict
+    # no profile may produce a conflict; tier_floor is the command's (design T2, lifecycle T3)
+    design = assess(req, strict=True, tier_floor=profile.get("tier_floor"))
+    assert design.tier_floor == profile.get("tier_floor")
     assert design.conflicts == []
     validator().validate(design.json_dict())
     expect = profile["expect"]

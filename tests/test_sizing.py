@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlopsctl.api import assess, load_requirements
 from mlopsctl.design import StackDesign
-from mlopsctl.sizing import CAPACITY_RPS, TARGET_UTILIZATION
+from mlopsctl.rules.sizing import CAPACITY_RPS, TARGET_UTILIZATION
 
 
 def design(**answers: Any) -> StackDesign:
@@ -115,6 +116,27 @@ def test_every_sizing_number_has_a_formula_and_the_assumptions_are_stated() -> N
             continue
         dec = decision(d, f"sizing.{field}")
         assert dec.formula, field
-        assert dec.rule == "SIZING"
+        assert dec.rule.startswith("SIZ") and dec.references, field
     text = " ".join(d.sizing.assumptions)
     assert f"{TARGET_UTILIZATION:.0%}" in text and "rps" in text and "memory" in text
+
+
+def test_each_sizing_decision_is_one_sizing_rule_of_the_catalog() -> None:
+    """Every number is decided by its own rule (id, formula, rationale, real references), each
+    rule decides a number of every design, and the docs list them."""
+    from mlopsctl.rules.model import load_sizing_rules
+
+    rules = {r.id: r for r in load_sizing_rules()}
+    d = design(governance_level="production")
+    sized = [dec for dec in d.decisions if dec.rule.startswith("SIZ")]
+    assert {dec.rule for dec in sized} == set(rules)
+    assert len(sized) == len(rules)  # one decision per rule
+    for dec in sized:
+        rule = rules[dec.rule]
+        assert dec.capability == rule.capability
+        assert dec.reason == " ".join(rule.rationale.split())
+        assert [r.url for r in dec.references] == [r.url for r in rule.references]
+        assert all(r.url.startswith("https://") for r in dec.references)
+    reference = (Path(__file__).parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
+    for rule_id, rule in rules.items():
+        assert f"### {rule_id} {rule.name}" in reference

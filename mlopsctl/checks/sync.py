@@ -28,14 +28,10 @@ from mlopsctl.state import code_digest, read_state, source_key
 
 def render_answers(answers: Path, out: Path) -> list[str]:
     """Assess ``answers`` (an ``mlopsctl.yaml``) and render the project into ``out``."""
-    from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults, load_answers_file
-    from mlopsctl.render import apply_recorded_floor, render_tree
-    from mlopsctl.rules.engine import evaluate
+    from mlopsctl.api import assess, recorded_tier_floor
+    from mlopsctl.render import render_tree
 
-    answer_set = load_answers_file(answers, AnswerSet())
-    fill_defaults(answer_set)
-    design = evaluate(build_requirements(answer_set, use_defaults=True))
-    design = apply_recorded_floor(design, read_state(answers.parent))
+    design = assess(answers, tier_floor=recorded_tier_floor(read_state(answers.parent)))
     return render_tree(design, out)
 
 

@@ -58,7 +58,7 @@ def print_report(console: Console, design: StackDesign) -> None:
     console.print("\n[bold]Why[/] (one entry per rule; `mlopsctl rules explain ID` for more)")
     grouped: dict[str, list[Decision]] = {}
     for d in design.decisions:
-        if d.rule != "SIZING" and not d.capability.startswith("thresholds."):
+        if not d.capability.startswith(("sizing.", "thresholds.")):
             grouped.setdefault(d.rule, []).append(d)
     for rule_id, items in grouped.items():
         choices = ", ".join(f"{d.capability}={d.choice}" for d in items)
@@ -93,7 +93,7 @@ def print_report(console: Console, design: StackDesign) -> None:
     sz.add_column("value")
     sz.add_column("formula")
     for d in design.decisions:
-        if d.rule == "SIZING" and d.capability.startswith("sizing."):
+        if d.capability.startswith("sizing."):
             sz.add_row(
                 d.capability.removeprefix("sizing."), escape(str(d.choice)), escape(d.formula or "")
             )

@@ -66,16 +66,14 @@ def _name_from(directory: Path) -> str | None:
 def _generate(
     req: object, directory: Path, *, strict: bool, force: bool, confirm: bool, floor: str | None
 ) -> None:
+    from mlopsctl.api import assess
     from mlopsctl.cli._common import stderr, stdout
     from mlopsctl.cli._report import print_summary
-    from mlopsctl.render import at_tier, generate
+    from mlopsctl.render import generate
     from mlopsctl.requirements import Requirements
-    from mlopsctl.rules.engine import evaluate
 
     assert isinstance(req, Requirements)
-    design = evaluate(req, strict=strict)
-    if floor is not None:
-        design = at_tier(design, floor)
+    design = assess(req, strict=strict, tier_floor=floor)
     out = stdout()
     if confirm:
         print_summary(out, design)

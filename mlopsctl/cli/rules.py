@@ -37,9 +37,9 @@ def list_rules(
 
     with errors_to_exit_codes():
         from mlopsctl.errors import UsageError
-        from mlopsctl.rules.model import load_catalog
+        from mlopsctl.rules.describe import all_rules
 
-        rules = load_catalog()
+        rules = all_rules()
         if category is not None:
             known = sorted({r.category for r in rules})
             if category not in known:
@@ -70,12 +70,13 @@ def explain(
     rule_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id (SRV001) or name.")],
     format_: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
 ) -> None:
-    """Explain one rule: when it fires, what it decides, why, remediation, references, examples."""
+    """Explain one rule: when it fires (or its formula), what it decides, why, remediation,
+    references, examples."""
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
         from mlopsctl.errors import UsageError
-        from mlopsctl.rules.describe import find_rule, rule_markdown
+        from mlopsctl.rules.describe import explain_markdown, find_rule
 
         rule = find_rule(rule_id)
         if rule is None:
@@ -89,4 +90,4 @@ def explain(
                 json.dumps(rule.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2)
             )
             return
-        typer.echo(rule_markdown(rule), nl=False)
+        typer.echo(explain_markdown(rule), nl=False)

@@ -1,5 +1,6 @@
 """Rules in words: conditions and outcomes as text, one rule as a Markdown explanation, and the
-whole catalog as the rule reference ``docs/rules.md``. ``rules explain`` and the docs share these.
+whole catalog (sizing rules included) as the rule reference ``docs/rules.md``. ``rules list``,
+``rules explain`` and the docs share these.
 """
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlopsctl.rules.model import Condition, Leaf, Rule, load_catalog
+from mlopsctl.rules.model import Condition, Leaf, Rule, SizingRule, load_catalog, load_sizing_rules
+
+AnyRule = Rule | SizingRule
 
 _OPS = {
     "eq": "=",
@@ -31,7 +34,13 @@ CATEGORY_TITLES = {
     "alerting": "Alerting",
     "rollout": "Rollout",
     "abort": "Abort conditions",
+    "sizing": "Sizing",
 }
+
+
+def all_rules() -> tuple[AnyRule, ...]:
+    """The condition rules, then the sizing rules."""
+    return (*load_catalog(), *load_sizing_rules())
 
 
 def _value(value: Any) -> str:
@@ -132,9 +141,46 @@ def rule_markdown(rule: Rule, *, heading: str = "#") -> str:
     return "\n".join(out) + "\n"
 
 
-def find_rule(key: str, catalog: tuple[Rule, ...] | None = None) -> Rule | None:
-    """A rule by id (case-insensitive) or by name."""
-    for rule in catalog or load_catalog():
+def sizing_rule_markdown(rule: SizingRule, *, heading: str = "#") -> str:
+    """One sizing rule explained in the sections of ``rule_markdown`` that apply to a formula."""
+    h2 = heading + "#"
+    out = [
+        f"{heading} {rule.id} {rule.name}",
+        "",
+        f"{rule.summary}",
+        "",
+        f"Category: {rule.category}. Decides: {rule.capability}.",
+        "",
+        f"{h2} Formula",
+        "",
+        " ".join(rule.formula.split()),
+        "",
+        "Every design states it with its own numbers (`assess` shows the sizing table).",
+        "",
+        f"{h2} Why",
+        "",
+        " ".join(rule.rationale.split()),
+        "",
+        f"{h2} Remediation",
+        "",
+        " ".join(rule.remediation.split()),
+        "",
+        f"{h2} References",
+        "",
+    ]
+    out += [f"- [{r.title}]({r.url}) (accessed {r.accessed.isoformat()})" for r in rule.references]
+    return "\n".join(out) + "\n"
+
+
+def explain_markdown(rule: AnyRule, *, heading: str = "#") -> str:
+    if isinstance(rule, SizingRule):
+        return sizing_rule_markdown(rule, heading=heading)
+    return rule_markdown(rule, heading=heading)
+
+
+def find_rule(key: str, catalog: tuple[AnyRule, ...] | None = None) -> AnyRule | None:
+    """A rule (sizing rules included) by id (case-insensitive) or by name."""
+    for rule in catalog or all_rules():
         if key.upper() == rule.id or key.lower() == rule.name:
             return rule
     return None
@@ -142,17 +188,20 @@ def find_rule(key: str, catalog: tuple[Rule, ...] | None = None) -> Rule | None:
 
 def rules_reference_md() -> str:
     """The generated rule reference, ``docs/rules.md``."""
-    catalog = load_catalog()
+    catalog = all_rules()
     out = [
         "# Rule reference",
         "",
         "Generated from `mlopsctl/rules/catalog/` by `make docs`; do not edit by hand.",
         "`mlopsctl rules explain ID` prints the same explanation for one rule.",
         "",
-        "Conditions read the answers (see [questions.md](questions.md)) and the derived `tier`,",
-        "the highest tier floor set by the rules that set one. Examples are answers laid over the",
-        "defaults. When two rules set one choice differently, one must name the other in its",
-        "`overrides`; otherwise the design reports a conflict (`--strict` exits 1).",
+        "Conditions read the answers (see [questions.md](questions.md)), the command's",
+        "`tier_floor` (`T2` under `mlopsctl design`, `T3` under `mlopsctl lifecycle`, unset under",
+        "`init` and `assess`) and the derived `tier`, the highest tier floor set by the rules that",
+        "set one. Examples are answers laid over the defaults (`tier_floor` is the command's).",
+        "When two rules set one choice differently, one must name the other in its `overrides`;",
+        "otherwise the design reports a conflict (`--strict` exits 1). The sizing rules (`SIZ`)",
+        "decide a number each by a formula over the answers and the stack.",
         "",
         "| id | name | category | summary |",
         "| --- | --- | --- | --- |",
@@ -167,7 +216,7 @@ def rules_reference_md() -> str:
             continue
         out += [f"## {title}", ""]
         for rule in rules:
-            out.append(rule_markdown(rule, heading="###"))
+            out.append(explain_markdown(rule, heading="###"))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

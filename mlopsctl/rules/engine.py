@@ -1,17 +1,20 @@
 """Evaluate the rule catalog against ``Requirements`` and assemble a ``StackDesign``.
 
-Evaluation runs in two steps. First the rules that set a tier floor fire on the answers alone and
-fix the design's tier (the highest floor). Then every rule fires on the answers plus that derived
-``tier``. Two fired rules that set one capability (or threshold, or alert) differently are a
-conflict, reported in the design, unless one of them names the other in ``overrides``; under
-``strict`` a conflict is an error. Any fired abort rule stops the evaluation.
+Evaluation runs in two steps. First the rules that set a tier floor fire on the answers and the
+command's ``tier_floor`` (``design`` asks for T2, ``lifecycle`` for T3) and fix the design's tier
+(the highest floor). Then every rule fires on the answers plus that derived ``tier``, so a rule
+for tier 3 fires under ``lifecycle`` as it does for answers that reach tier 3 by themselves.
+
+Two fired rules that set one capability (or threshold, or alert) differently are a conflict,
+reported in the design, unless one of them names the other in ``overrides``; under ``strict`` a
+conflict is an error. Any fired abort rule stops the evaluation.
 """
 
 from __future__ import annotations
 
+import typing
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,9 +29,20 @@ from mlopsctl.design import (
     StackDesign,
     Thresholds,
 )
-from mlopsctl.errors import CatalogError, RuleAbort, RuleConflictError
-from mlopsctl.requirements import Requirements, ScaleRequirements
-from mlopsctl.rules.model import DERIVED_FIELDS, Condition, Leaf, Rule, load_catalog
+from mlopsctl.errors import CatalogError, RuleAbort, RuleConflictError, UsageError
+from mlopsctl.requirements import Requirements
+from mlopsctl.rules.components import components
+from mlopsctl.rules.model import (
+    DERIVED_FIELDS,
+    INPUT_FIELDS,
+    Condition,
+    Leaf,
+    Rule,
+    Tier,
+    load_catalog,
+)
+from mlopsctl.rules.quickstart import quickstart
+from mlopsctl.rules.sizing import derive_sizing
 
 TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
 
@@ -43,25 +57,32 @@ DEFAULT_ROLLOUT_STEPS: dict[str, list[int]] = {
 }
 
 
-@lru_cache(maxsize=1)
-def known_fields() -> frozenset[str]:
-    fields = set(Requirements.model_fields) - {"scale_requirements"}
-    fields |= {f"scale_requirements.{name}" for name in ScaleRequirements.model_fields}
-    fields |= set(DERIVED_FIELDS)
-    return frozenset(fields)
-
-
 @dataclass(frozen=True)
 class Facts:
-    """What conditions read: the answers and the facts derived from them so far."""
+    """What conditions read: the answers, the command's inputs and the facts derived so far."""
 
     req: Requirements
     derived: dict[str, Any] = field(default_factory=dict)
+    tier_floor: Tier | None = None
+
+
+def check_tier_floor(tier_floor: str | None) -> Tier | None:
+    """``tier_floor`` when it names a tier; ``UsageError`` otherwise."""
+    if tier_floor is None:
+        return None
+    for tier in typing.get_args(Tier):
+        if tier_floor == tier:
+            return tier  # type: ignore[no-any-return]
+    raise UsageError(
+        f"tier floor {tier_floor!r} is not a tier", hint="use one of " + ", ".join(TIER_ORDER)
+    )
 
 
 def field_value(facts: Facts | Requirements, path: str) -> Any:
     if isinstance(facts, Requirements):
         facts = Facts(facts)
+    if path in INPUT_FIELDS:
+        return facts.tier_floor
     if path in DERIVED_FIELDS:
         if path not in facts.derived:
             raise CatalogError(f"{path} is not derived yet; a tier rule cannot read it")
@@ -114,8 +135,10 @@ def matches(facts: Facts | Requirements, cond: Condition | Leaf) -> bool:
     return not matches(facts, cond.not_)
 
 
-def _tier_of(req: Requirements, catalog: tuple[Rule, ...]) -> tuple[str, list[Rule]]:
-    bare = Facts(req)
+def _tier_of(
+    req: Requirements, catalog: tuple[Rule, ...], tier_floor: Tier | None = None
+) -> tuple[str, list[Rule]]:
+    bare = Facts(req, tier_floor=tier_floor)
     floors = [r for r in catalog if r.then.tier and matches(bare, r.when)]
     tier = "T1"
     for rule in floors:
@@ -125,14 +148,19 @@ def _tier_of(req: Requirements, catalog: tuple[Rule, ...]) -> tuple[str, list[Ru
     return tier, [r for r in floors if r.then.tier == tier]
 
 
-def derive_facts(req: Requirements, catalog: tuple[Rule, ...] | None = None) -> Facts:
-    tier, _ = _tier_of(req, catalog or load_catalog())
-    return Facts(req, {"tier": tier})
+def derive_facts(
+    req: Requirements, catalog: tuple[Rule, ...] | None = None, *, tier_floor: str | None = None
+) -> Facts:
+    floor = check_tier_floor(tier_floor)
+    tier, _ = _tier_of(req, catalog or load_catalog(), floor)
+    return Facts(req, {"tier": tier}, floor)
 
 
-def fired_rules(req: Requirements, catalog: tuple[Rule, ...] | None = None) -> list[Rule]:
+def fired_rules(
+    req: Requirements, catalog: tuple[Rule, ...] | None = None, *, tier_floor: str | None = None
+) -> list[Rule]:
     catalog = catalog or load_catalog()
-    facts = derive_facts(req, catalog)
+    facts = derive_facts(req, catalog, tier_floor=tier_floor)
     return [r for r in catalog if matches(facts, r.when)]
 
 
@@ -165,19 +193,25 @@ def abort_message(aborts: list[Rule]) -> RuleAbort:
 
 
 def evaluate(
-    req: Requirements, *, strict: bool = False, catalog: tuple[Rule, ...] | None = None
+    req: Requirements,
+    *,
+    strict: bool = False,
+    catalog: tuple[Rule, ...] | None = None,
+    tier_floor: str | None = None,
 ) -> StackDesign:
     """Run every rule and build the design.
+
+    ``tier_floor`` is the least tier the command asks for (``T2`` for ``design``, ``T3`` for
+    ``lifecycle``); the catalog's command rules (MAT005, MAT006) read it, so the design's tier is
+    at least the floor and every rule that reads the tier sees the floored one.
 
     Raises ``RuleAbort`` when an abort rule fires and, under ``strict``, ``RuleConflictError``
     when two rules set one choice differently.
     """
-    from mlopsctl.rules.quickstart import quickstart
-    from mlopsctl.sizing import derive_sizing
-
     catalog = catalog or load_catalog()
-    tier, tier_rules = _tier_of(req, catalog)
-    facts = Facts(req, {"tier": tier})
+    floor = check_tier_floor(tier_floor)
+    tier, tier_rules = _tier_of(req, catalog, floor)
+    facts = Facts(req, {"tier": tier}, floor)
     fired = [r for r in catalog if matches(facts, r.when)]
     aborts = [r for r in fired if r.then.abort]
     if aborts:
@@ -276,6 +310,7 @@ def evaluate(
     governance = sorted(required_by)
     return StackDesign(
         tier=tier,
+        tier_floor=floor,
         stack=stack,
         decisions=decisions,
         thresholds=thresholds,
@@ -287,6 +322,7 @@ def evaluate(
         conflicts=conflicts,
         alternatives=alternatives,
         fired_rules=[r.id for r in fired],
+        components=components(req, stack, tier, governance, sizing),
         requirements=req,
     )
 

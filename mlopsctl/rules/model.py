@@ -2,8 +2,10 @@
 
 The condition language is data, never code: a condition is ``all``/``any``/``not`` over leaves
 ``{field: <dotted Requirements path>, <op>: <value>}`` with the operators in ``OPERATORS``.
-Besides the answers, a leaf may read the derived fact ``tier`` (the highest tier floor of the
-rules that set one); rules that set a tier floor may not read it themselves.
+Besides the answers, a leaf may read the command's input ``tier_floor`` (``T2`` under
+``mlopsctl design``, ``T3`` under ``mlopsctl lifecycle``, unset otherwise) and the derived fact
+``tier`` (the highest tier floor of the rules that set one); rules that set a tier floor may not
+read ``tier`` themselves.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import datetime as dt
 import re
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlopsctl.errors import CatalogError
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
+SIZING_DIR = CATALOG_DIR / "sizing"
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "is_set")
 
@@ -69,11 +72,14 @@ STACK_CHOICES: dict[str, tuple[str, ...]] = {
 
 # Facts derived from the answers that conditions may read besides the ``Requirements`` fields.
 DERIVED_FIELDS = ("tier",)
+# What the command adds to the answers: the tier floor of ``design`` and ``lifecycle``.
+INPUT_FIELDS = ("tier_floor",)
 
 AlertPriority = Literal["P0", "P1", "P2", "P3"]
 Notify = Literal["page", "alert", "chat", "ticket"]
 
 Scalar = str | int | float | bool
+_R = TypeVar("_R", "Rule", "SizingRule")
 
 
 class Leaf(BaseModel):
@@ -291,6 +297,35 @@ class Rule(BaseModel):
         return self
 
 
+class SizingRule(BaseModel):
+    """A number the engine derives by a formula (``mlopsctl.rules.sizing``) rather than by a
+    condition: its id, the formula in general (each decision states it with the numbers), why,
+    how to change the outcome, and its sources. One file per rule under ``catalog/sizing/``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^SIZ\d{3}$")
+    name: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    category: Literal["sizing"] = "sizing"
+    capability: str = Field(pattern=r"^(sizing|thresholds)\.[a-z0-9_]+$")
+    summary: str
+    formula: str
+    rationale: str
+    remediation: str
+    references: list[Reference] = Field(min_length=1)
+
+    @field_validator("capability")
+    @classmethod
+    def _known_number(cls, value: str) -> str:
+        from mlopsctl.design import Sizing, Thresholds
+
+        kind, name = value.split(".", 1)
+        fields = Sizing.model_fields if kind == "sizing" else Thresholds.model_fields
+        if name not in fields or name == "assumptions":
+            raise ValueError(f"{value!r} is not a number of the design")
+        return value
+
+
 def condition_fields(cond: Condition | Leaf) -> set[str]:
     """Every field a condition reads."""
     if isinstance(cond, Leaf):
@@ -301,13 +336,13 @@ def condition_fields(cond: Condition | Leaf) -> set[str]:
     return out
 
 
-def _load_file(path: Path) -> Rule:
+def _load_file(path: Path, model: type[_R]) -> _R:
     import yaml
 
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-        rule = Rule.model_validate(data)
+        rule = model.model_validate(data)
     except (yaml.YAMLError, ValidationError) as exc:
         raise CatalogError(f"rule file {path.name} is invalid: {exc}") from None
     if path.stem.split("-", 1)[0] != rule.id:
@@ -315,15 +350,19 @@ def _load_file(path: Path) -> Rule:
     return rule
 
 
-@lru_cache(maxsize=4)
-def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
-    """Load and check every rule file; ids are unique and overrides name existing rules."""
-    rules = tuple(_load_file(p) for p in sorted(directory.glob("*.yaml")))
+def _unique_ids(rules: tuple[Rule, ...] | tuple[SizingRule, ...]) -> None:
     ids = [r.id for r in rules]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
         raise CatalogError(f"duplicate rule ids: {', '.join(sorted(dupes))}")
-    known = set(ids)
+
+
+@lru_cache(maxsize=4)
+def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
+    """Load and check every rule file; ids are unique and overrides name existing rules."""
+    rules = tuple(_load_file(p, Rule) for p in sorted(directory.glob("*.yaml")))
+    _unique_ids(rules)
+    known = {r.id for r in rules}
     for rule in rules:
         for other in rule.overrides:
             if other not in known:
@@ -332,21 +371,49 @@ def load_catalog(directory: Path = CATALOG_DIR) -> tuple[Rule, ...]:
     return rules
 
 
-def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
-    from mlopsctl.rules.engine import known_fields
+@lru_cache(maxsize=1)
+def known_fields() -> frozenset[str]:
+    """Every field a condition may read: the answers, the command's inputs, the derived facts."""
+    from mlopsctl.requirements import Requirements, ScaleRequirements
 
+    fields = set(Requirements.model_fields) - {"scale_requirements"}
+    fields |= {f"scale_requirements.{name}" for name in ScaleRequirements.model_fields}
+    fields |= set(INPUT_FIELDS) | set(DERIVED_FIELDS)
+    return frozenset(fields)
+
+
+def _check_fields(rule_id: str, cond: Condition | Leaf) -> None:
     for name in sorted(condition_fields(cond)):
         if name not in known_fields():
             raise CatalogError(f"{rule_id}: condition uses unknown field {name!r}")
 
 
+@lru_cache(maxsize=4)
+def load_sizing_rules(directory: Path = SIZING_DIR) -> tuple[SizingRule, ...]:
+    """Load and check the sizing rules; ids are unique and each decides one number."""
+    rules = tuple(_load_file(p, SizingRule) for p in sorted(directory.glob("*.yaml")))
+    _unique_ids(rules)
+    numbers = [r.capability for r in rules]
+    twice = {n for n in numbers if numbers.count(n) > 1}
+    if twice:
+        raise CatalogError(f"more than one sizing rule decides {', '.join(sorted(twice))}")
+    return rules
+
+
+def sizing_rule(rule_id: str) -> SizingRule:
+    for rule in load_sizing_rules():
+        if rule.id == rule_id:
+            return rule
+    raise CatalogError(f"no sizing rule {rule_id}")
+
+
 def catalog_digest(directory: Path = CATALOG_DIR) -> str:
-    """A digest of the rule catalog, recorded in generated projects."""
+    """A digest of the rule catalog (sizing rules included), recorded in generated projects."""
     import hashlib
 
     h = hashlib.sha256()
-    for path in sorted(directory.glob("*.yaml")):
-        h.update(path.name.encode())
+    for path in sorted(directory.rglob("*.yaml")):
+        h.update(path.relative_to(directory).as_posix().encode())
         h.update(b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

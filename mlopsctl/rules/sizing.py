@@ -1,0 +1,270 @@
+"""Concrete numbers from the scale requirements, each with the formula that produced it.
+
+Each number is decided by one sizing rule of the catalog (``catalog/sizing/SIZnnn-*.yaml``: id,
+formula, rationale, references, shown by ``mlopsctl rules list`` and ``explain``); the formulas
+themselves are computed here.
+
+The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown by ``assess``:
+- per-replica capacity by framework family and hardware (``CAPACITY_RPS``),
+- a 70 % target utilization, so a replica has headroom for bursts,
+- memory of twice the model size plus a runtime overhead, limits 1.5x the requests,
+- a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from mlopsctl.design import Decision, ReferenceOut, Sizing, Stack
+from mlopsctl.errors import CatalogError
+from mlopsctl.requirements import Requirements
+from mlopsctl.rules.model import SizingRule, load_sizing_rules
+
+CLASSIC_FRAMEWORKS = frozenset({"sklearn", "xgboost", "lightgbm", "onnx", "custom"})
+# Requests per second one replica serves at full load: (family, gpu) -> rps.
+CAPACITY_RPS = {
+    ("classic", False): 100.0,
+    ("classic", True): 100.0,  # tree and linear models do not use the GPU
+    ("deep", False): 20.0,
+    ("deep", True): 200.0,
+}
+TARGET_UTILIZATION = 0.7
+DEFAULT_LATENCY_MS = {"online": 200.0, "hybrid": 200.0, "edge": 50.0, "batch": 60_000.0}
+DEFAULT_RPS = 10.0
+MAX_REPLICAS_CAP = 200
+MAX_CONCURRENCY = 1000
+WARM_FRACTION = 0.25  # share of the peak replicas kept warm when autoscaling on CPU (HPA)
+RUNTIME_OVERHEAD_GB = 0.5
+MEMORY_LIMIT_FACTOR = 1.5
+CPU_REQUEST_MILLI = {"classic": 500, "deep": 1000}
+CPU_LIMIT_FACTOR = 2
+LATENCY_ALERT_FACTOR = 1.5
+DEFAULT_CANARY_PERCENT = 10
+STARTUP_BASE_SECONDS = 30
+STARTUP_SECONDS_PER_GB = 60
+
+
+def family(framework: str) -> str:
+    """``classic`` for tree/linear models and exported graphs, ``deep`` for neural networks."""
+    return "classic" if framework in CLASSIC_FRAMEWORKS else "deep"
+
+
+def _mem(gb: float) -> str:
+    mib = math.ceil(gb * 1024 / 64) * 64
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def _cpu(milli: int) -> str:
+    return f"{milli}m"
+
+
+@lru_cache(maxsize=1)
+def _rules() -> dict[str, SizingRule]:
+    return {rule.capability: rule for rule in load_sizing_rules()}
+
+
+def _d(
+    number: str, choice: float | int | str | list[int], formula: str, *, kind: str = "sizing"
+) -> Decision:
+    """The decision on one number, by the sizing rule that decides it (``catalog/sizing/``):
+    its id, rationale and sources, and the formula with this design's numbers."""
+    rule = _rules().get(f"{kind}.{number}")
+    if rule is None:
+        raise CatalogError(f"no sizing rule decides {kind}.{number}")
+    return Decision(
+        rule=rule.id,
+        capability=rule.capability,
+        choice=choice,
+        reason=" ".join(rule.rationale.split()),
+        references=[
+            ReferenceOut(title=r.title, url=r.url, accessed=r.accessed.isoformat())
+            for r in rule.references
+        ],
+        formula=formula,
+    )
+
+
+def assumptions() -> list[str]:
+    """The stated assumptions behind every derived number."""
+    return [
+        f"one replica serves {CAPACITY_RPS[('classic', False)]:g} rps for classic models "
+        f"(sklearn, xgboost, lightgbm, onnx, custom), {CAPACITY_RPS[('deep', False)]:g} rps for "
+        f"neural networks on CPU and {CAPACITY_RPS[('deep', True)]:g} rps on one GPU; measure "
+        "your model and adjust",
+        f"replicas run at {TARGET_UTILIZATION:.0%} of that capacity to absorb bursts",
+        f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
+        f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
+        f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
+        f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
+        "without a latency SLA the target is "
+        + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+        f"with autoscaling on CPU (HPA), {WARM_FRACTION:.0%} of the peak replicas stay warm",
+        f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB",
+    ]
+
+
+class _Numbers:
+    """The numbers derived so far and one decision for each, in the order they were derived."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.decisions: list[Decision] = []
+
+    def set(self, number: str, value: Any, formula: str, *, kind: str = "sizing") -> Any:
+        self.decisions.append(_d(number, value, formula, kind=kind))
+        self.values[f"{kind}.{number}"] = value
+        return value
+
+    def __getitem__(self, number: str) -> Any:
+        return self.values[f"sizing.{number}"]
+
+
+def derive_sizing(
+    req: Requirements, stack: Stack, rollout_steps: list[int]
+) -> tuple[Sizing, list[Decision], float]:
+    """Derive replicas, resources, rollout steps and the latency alert from the answers.
+
+    Returns the sizing, one decision per number with its formula, and the p95 latency alert
+    threshold in milliseconds.
+    """
+    n = _Numbers()
+    _throughput(req, stack, n)
+    _replicas(req, stack, n)
+    _resources(req, n)
+    _rollout(stack, rollout_steps, n)
+    latency = n["latency_target_ms"]
+    latency_alert: float = n.set(
+        "latency_p95_alert_ms",
+        round(latency * LATENCY_ALERT_FACTOR, 3),
+        f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
+        kind="thresholds",
+    )
+    n.set(
+        "batch_schedule",
+        "0 2 * * *" if stack.deployment_pattern in {"batch", "hybrid"} else "0 2 * * 0",
+        "daily at 02:00 for batch and hybrid scoring, weekly (Sunday 02:00) otherwise",
+    )
+    sizing = Sizing(
+        **{k.removeprefix("sizing."): v for k, v in n.values.items() if k.startswith("sizing.")},
+        target_utilization=TARGET_UTILIZATION,
+        assumptions=assumptions(),
+    )
+    return sizing, n.decisions, latency_alert
+
+
+def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """The latency target, the peak load, one replica's capacity and its concurrency target."""
+    scale = req.scale_requirements
+    pattern = stack.deployment_pattern
+    if scale.latency_ms is not None:
+        latency = n.set("latency_target_ms", float(scale.latency_ms), "latency_ms as given")
+    else:
+        latency = n.set(
+            "latency_target_ms",
+            DEFAULT_LATENCY_MS.get(pattern, 200.0),
+            f"default for {pattern} deployments",
+        )
+
+    if scale.rps is not None:
+        n.set("peak_rps", float(scale.rps), "rps as given")
+    elif scale.concurrent_users is not None:
+        n.set(
+            "peak_rps",
+            round(scale.concurrent_users * 1000.0 / latency, 2),
+            f"concurrent_users x 1000 / latency_target_ms = {scale.concurrent_users} x 1000 / "
+            f"{latency:g} (Little's law: every user has one request in flight)",
+        )
+    else:
+        n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
+
+    fam = family(req.framework)
+    capacity = n.set(
+        "per_replica_rps",
+        CAPACITY_RPS[(fam, req.gpu)],
+        f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
+    )
+    n.set(
+        "scale_target_concurrency",
+        max(1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))),
+        f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
+        f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
+        f"{latency:g} / 1000)",
+    )
+
+
+def _replicas(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """How many replicas at most and at least, and the CPU autoscaling target."""
+    peak, capacity = n["peak_rps"], n["per_replica_rps"]
+    floor_replicas = 2 if req.governance_level == "production" else 1
+    for_rps = math.ceil(peak / (capacity * TARGET_UTILIZATION)) if peak > 0 else 1
+    users = req.scale_requirements.concurrent_users or 0
+    for_users = math.ceil(users / n["scale_target_concurrency"]) if users else 0
+    needed = max(for_rps, for_users, 1)
+    max_replicas = n.set(
+        "max_replicas",
+        min(MAX_REPLICAS_CAP, max(floor_replicas + 1, needed)),
+        f"min({MAX_REPLICAS_CAP}, max(min_replicas_floor + 1, ceil(peak_rps / "
+        f"(per_replica_rps x {TARGET_UTILIZATION})), ceil(concurrent_users / "
+        f"scale_target_concurrency))) = min({MAX_REPLICAS_CAP}, max({floor_replicas + 1}, "
+        f"ceil({peak:g} / ({capacity:g} x {TARGET_UTILIZATION})), "
+        f"{for_users}))",
+    )
+    if stack.autoscaling == "hpa":
+        n.set(
+            "min_replicas",
+            min(max_replicas, max(floor_replicas, math.ceil(needed * WARM_FRACTION))),
+            f"max({floor_replicas}, ceil(needed_replicas x {WARM_FRACTION})) = "
+            f"max({floor_replicas}, ceil({needed} x {WARM_FRACTION}))",
+        )
+    else:
+        n.set(
+            "min_replicas",
+            floor_replicas,
+            "2 for production (survives a node loss with a PodDisruptionBudget), else 1",
+        )
+    n.set("hpa_cpu_target_percent", round(TARGET_UTILIZATION * 100), f"{TARGET_UTILIZATION} x 100")
+
+
+def _resources(req: Requirements, n: _Numbers) -> None:
+    """Memory, CPU and GPUs per replica, and how long a replica may take to start."""
+    mem_request_gb = req.model_size_gb * 2 + RUNTIME_OVERHEAD_GB
+    n.set(
+        "memory_request",
+        _mem(mem_request_gb),
+        f"model_size_gb x 2 + {RUNTIME_OVERHEAD_GB} GB = {req.model_size_gb:g} x 2 + "
+        f"{RUNTIME_OVERHEAD_GB}, rounded up to 64 MiB",
+    )
+    n.set(
+        "memory_limit",
+        _mem(mem_request_gb * MEMORY_LIMIT_FACTOR),
+        f"memory_request x {MEMORY_LIMIT_FACTOR}",
+    )
+    fam = family(req.framework)
+    cpu_request_m = CPU_REQUEST_MILLI[fam]
+    n.set("cpu_request", _cpu(cpu_request_m), f"{cpu_request_m}m for {fam} models")
+    n.set("cpu_limit", _cpu(cpu_request_m * CPU_LIMIT_FACTOR), f"cpu_request x {CPU_LIMIT_FACTOR}")
+    n.set(
+        "gpu_per_replica",
+        1 if req.gpu and fam == "deep" else 0,
+        "1 when GPUs are available and the model is a neural network, else 0",
+    )
+    n.set(
+        "startup_seconds",
+        STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb),
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
+    )
+
+
+def _rollout(stack: Stack, rollout_steps: list[int], n: _Numbers) -> None:
+    """The traffic steps of the rollout decision and the first share a new version gets."""
+    steps = n.set(
+        "rollout_steps", list(rollout_steps), f"the steps of the {stack.rollout} rollout decision"
+    )
+    n.set(
+        "canary_percent",
+        steps[0] if stack.rollout in {"canary", "progressive", "ab"} and steps else 0,
+        "first rollout step for canary, progressive and A/B rollouts, else 0",
+    )
