@@ -116,9 +116,9 @@ def _interrupted(what: str) -> NoReturn:
 def errors_to_exit_codes() -> Iterator[None]:
     """One place that turns exceptions into the documented exit codes."""
     from mlopsctl.errors import ExitCode, MlopsctlError
-    from mlopsctl.interrupts import tracking
+    from mlopsctl.interrupts import TERMINATING, tracking
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in TERMINATING}
     progress = None
 
     def on_disk() -> str:
@@ -151,7 +151,8 @@ def errors_to_exit_codes() -> Iterator[None]:
         )
     finally:
         if not (progress is not None and progress.committed and progress.keep_held):
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def interactive() -> bool:
@@ -197,7 +198,10 @@ def run_app(app: Callable[..., Any]) -> NoReturn:
     report it as interrupted. Every file is closed by then; the standard streams are flushed."""
     global _owns_process
     _owns_process = True
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from mlopsctl.interrupts import TERMINATING
+
+    for sig in TERMINATING:  # SIGHUP and SIGQUIT end a command as SIGTERM does
+        signal.signal(sig, _on_sigterm)
     code: int = 0
     try:
         app()
