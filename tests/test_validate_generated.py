@@ -189,7 +189,7 @@ def test_an_unchanged_generation_is_in_sync_without_rendering(
     shutil.copy2(repos["production"] / ".mlopsctl" / "design.json", design)
 
     # another mlopsctl (its code digest differs): rendered, and still in sync
-    monkeypatch.setattr("mlopsctl.state.code_digest", lambda: "another mlopsctl")
+    monkeypatch.setattr("mlopsctl.layout.code_digest", lambda: "another mlopsctl")
     assert validate(root, select=["MLV401"]).findings == []
     assert len(renders) == 2
 
