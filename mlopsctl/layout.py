@@ -71,7 +71,8 @@ class LayoutError(UsageError):
         where = f"{file}: {key}: " if key else f"{file}: "
         super().__init__(
             where + message,
-            hint=hint or f"restore it from git (git checkout -- {file}), or regenerate the "
+            hint=hint
+            or f"restore it from git (git checkout -- {file}), or regenerate the "
             "project with mlopsctl init into a new directory",
         )
 

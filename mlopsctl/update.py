@@ -65,6 +65,10 @@ class NotAGitRepository(UsageError):
     """``update`` needs git to keep its guarantees."""
 
 
+class HalfWrittenUpdate(UsageError):
+    """An earlier update was killed while it swapped files in; only a real run undoes it."""
+
+
 class DirtyRepository(UsageError):
     """The project has uncommitted changes; update would mix its changes with them."""
 
@@ -161,9 +165,7 @@ def _text(data: bytes | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _git(
-    args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] = (0,)
-) -> Any:
+def _git(args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] = (0,)) -> Any:
     return git_run(args, cwd, check=check, ok=ok)
 
 
@@ -388,7 +390,7 @@ def _requirements(
         load_answers_file,
     )
 
-    answers_path = destination / ANSWERS_FILE
+    answers_path = layout.resolve(destination, ANSWERS_FILE, source="the project", key=ANSWERS_FILE)
     if not answers_path.is_file():
         raise UsageError(
             f"{answers_path} is missing; it holds the project's answers",
@@ -772,13 +774,15 @@ def _recover(destination: Path, *, dry_run: bool) -> list[str]:
                 journal = _read_journal(scratch / JOURNAL)
                 if journal is not None and Path(journal.project) != destination:
                     continue  # another project's: its own next update undoes it
-                if dry_run:
-                    what = "an interrupted update of this project" if journal else "scratch"
-                    warnings.append(
-                        f"{scratch} holds {what}; a real update {'undoes and ' * bool(journal)}"
-                        "removes it first"
+                if dry_run and journal is not None:
+                    raise HalfWrittenUpdate(
+                        f"an earlier update of {destination} was killed while it wrote its "
+                        f"files ({scratch} holds what it replaced); a dry run cannot plan on a "
+                        "half-written project; nothing was written",
+                        hint="run mlopsctl update without --dry-run: it undoes that update first",
                     )
-                    continue
+                if dry_run:
+                    continue  # a real update removes it
                 if journal is not None:
                     _undo(destination, scratch, journal)
                     warnings.append(
