@@ -390,7 +390,7 @@ def _requirements(
         load_answers_file,
     )
 
-    answers_path = layout.resolve(destination, ANSWERS_FILE, source="the project", key=ANSWERS_FILE)
+    answers_path = layout.resolve(destination, ANSWERS_FILE, source=ANSWERS_FILE, key="")
     if not answers_path.is_file():
         raise UsageError(
             f"{answers_path} is missing; it holds the project's answers",
@@ -451,7 +451,7 @@ def plan_update(
         theirs = {p: d for p, d in theirs_all.items() if not is_internal(p) and p != ANSWERS_FILE}
         on_disk: dict[str, bytes] = {}
         for p in sorted(set(base) | set(theirs) | {ANSWERS_FILE}):
-            data = layout.read_bytes(destination, p, source="the project", key=layout.shown(p))
+            data = layout.read_bytes(destination, p, source=p, key="")
             if data is not None:
                 on_disk[p] = data
         # A checkout that converts line endings (core.autocrlf, eol attributes) is compared in
@@ -503,7 +503,7 @@ def plan_update(
             destination, state, {p: d for p, d in theirs_all.items() if is_internal(p)}
         )
         for p in sorted(set(internal) & crlf):
-            current = layout.read_bytes(destination, p, source="the project", key=layout.shown(p))
+            current = layout.read_bytes(destination, p, source=p, key="")
             if internal[p] is not None and current is not None and _lf(current) == internal[p]:
                 del internal[p]  # the same file in the checkout's line endings
         warnings.extend(kept)
