@@ -300,6 +300,19 @@ def test_validate_reports_a_malformed_state_as_a_finding(
     assert any(f["path"] == rel for f in findings), findings
 
 
+def test_every_check_reads_a_malformed_design_as_absent_never_exit_70(
+    world: tuple[Path, Path],
+) -> None:
+    project, _ = world
+    (project / layout.DESIGN_FILE).write_text(
+        '{"thresholds": [1], "requirements": [2]}', encoding="utf-8"
+    )
+    result = run("validate", str(project), "--format", "json")
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.stdout)["findings"]
+    assert [f["check"] for f in findings if f["path"] == layout.DESIGN_FILE] == ["MLV401"]
+
+
 # ---- git runs none of the repository's programs ----------------------------------------------
 
 
