@@ -803,21 +803,37 @@ def _read_journal(path: Path) -> _Journal | None:
 
 
 def _undo(destination: Path, scratch: Path, journal: _Journal) -> None:
+    """Put back what the journal's swap replaced and remove what it created. A file changed
+    since (neither the original nor what that update wrote) stops the undo before it begins:
+    it is someone's later work, and the originals stay in ``scratch`` for a person to decide."""
     backup = scratch / "old"
+    source = str(scratch / JOURNAL)
+    steps: list[tuple[Path, Path | None]] = []  # (target, original to put back or None: remove)
     for rel, (had, new_digest) in sorted(journal.writes.items(), reverse=True):
-        target = layout.resolve(destination, rel, source=str(scratch / JOURNAL), key=rel)
+        target = layout.resolve(destination, rel, source=source, key=rel)
         saved = backup / rel
-        if saved.is_file() and not saved.is_symlink():
-            os.replace(saved, target)  # the original back, over the new file if it came
-        elif (
-            not had
-            and new_digest is not None
-            and target.is_file()
-            and layout.digest(target.read_bytes()) == new_digest
-        ):
-            target.unlink()  # created by that update and untouched since
+        moved = saved.is_file() and not saved.is_symlink()
+        current = target.read_bytes() if target.is_file() else None
+        written = current is not None and layout.digest(current) == new_digest
+        if moved and (current is None or written):
+            steps.append((target, saved))  # the original back, over the new file if it came
+        elif not moved and not had and written:
+            steps.append((target, None))  # created by that update and untouched since
+        elif moved:
+            raise HalfWrittenUpdate(
+                f"an earlier update of {destination} was killed while it wrote its files, and "
+                f"{rel} has changed since; nothing was written",
+                hint=f"the files it replaced are in {backup}: restore what you need (or run "
+                f"git checkout -- . && git clean -fd), remove {scratch}, then run mlopsctl "
+                "update again",
+            )
+    for path, original in steps:
+        if original is not None:
+            os.replace(original, path)
+        else:
+            path.unlink()
     for name in reversed(journal.dirs):
-        layout.resolve(destination, name + "/x", source=str(scratch / JOURNAL), key=name)
+        layout.resolve(destination, name + "/x", source=source, key=name)
         with suppress(OSError):  # not empty or gone: not the update's alone
             (destination / name).rmdir()
 

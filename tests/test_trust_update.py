@@ -240,6 +240,23 @@ def test_internal_files_of_an_older_project_without_digests_are_kept(
     assert not any(p.startswith(".mlopsctl/base/k8s/") for p in tree(project))
 
 
+def test_a_project_in_the_older_state_format_updates(world: tuple[Path, Path]) -> None:
+    """Bare hexadecimal digests and an internal list without digests, as older mlopsctl wrote."""
+    project, _ = world
+    state = state_of(project)
+    generated = state["generated"]
+    generated["files"] = {k: layout.hex_digest(v) for k, v in generated["files"].items()}
+    generated["own_files"] = {k: layout.hex_digest(v) for k, v in generated["own_files"].items()}
+    generated["source"] = layout.hex_digest(generated["source"])
+    generated["internal"] = sorted([*generated["internal"], layout.STATE_FILE])
+    write_state(project, state)
+    commit(project, "Older format")
+    result = run("update", str(project), *CHANGE)
+    assert result.exit_code == 0, result.output
+    assert "kept" not in result.stderr
+    assert isinstance(state_of(project)["generated"]["internal"], dict)
+
+
 def test_state_records_a_digest_for_every_internal_file(pristine: Path) -> None:
     internal = state_of(pristine)["generated"]["internal"]
     assert isinstance(internal, dict)
@@ -474,6 +491,27 @@ def test_an_update_killed_while_swapping_is_undone_by_the_next_run(
     )
     assert _leftovers(project.parent, tmp) == []
     assert before != after_update
+
+
+def test_a_killed_update_is_not_undone_over_later_work(world: tuple[Path, Path]) -> None:
+    project, _ = world
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, "30", str(project), *CHANGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (scratch,) = [project.parent / n for n in _leftovers(project.parent)]
+    replaced = sorted(p for p in (scratch / "old").rglob("*") if p.is_file())
+    later = project / replaced[0].relative_to(scratch / "old")
+    later.write_text("work done after the kill\n", encoding="utf-8")
+    touched = snapshot(project)
+    result = run("update", str(project), *CHANGE)
+    assert result.exit_code == 2, result.output
+    assert "has changed since" in result.stderr and str(scratch / "old") in result.stderr
+    assert snapshot(project) == touched
+    assert scratch.is_dir()
 
 
 def test_stale_scratch_directories_are_removed_and_live_ones_left(
