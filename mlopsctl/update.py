@@ -10,7 +10,10 @@ Three versions of every generated file take part:
 
 Each file is merged with ``git merge-file``; renames between base and theirs are found with
 ``git diff --no-index -M``. Nothing is written until every file merged; the result is swapped in
-with the originals kept aside and put back if anything fails. ``docs/update.md`` explains why.
+with the originals kept aside and put back if anything fails, and a journal beside the project
+lets the next run undo a swap that SIGKILL cut short. ``.mlopsctl/`` is read (and every path
+proven to stay inside the project) by ``mlopsctl.layout``; git runs through ``mlopsctl._git``.
+``docs/update.md`` explains why.
 """
 
 from __future__ import annotations
