@@ -114,7 +114,6 @@ def _driver_overrides(cwd: Path, timeout: float) -> list[tuple[str, str]]:
             cwd=cwd,
             capture_output=True,
             env=_config_env(list(SAFE_CONFIG)),
-            stdin=subprocess.DEVNULL,
             timeout=timeout,
             check=False,
         )
@@ -155,7 +154,6 @@ def run(
             cwd=cwd,
             capture_output=True,
             env=_config_env(overrides),
-            stdin=subprocess.DEVNULL,
             timeout=timeout,
             check=False,
         )
