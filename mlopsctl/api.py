@@ -85,12 +85,6 @@ def assess(
     return evaluate(requirements, strict=strict, tier_floor=tier_floor)
 
 
-def recorded_tier_floor(state: Mapping[str, Any] | None) -> str | None:
-    """The tier floor a generated project's ``.mlopsctl/state.json`` records (None if none)."""
-    floor = (state or {}).get("tier_floor")
-    return floor if floor in {"T1", "T2", "T3"} else None
-
-
 def generate(
     requirements: Requirements | Mapping[str, Any],
     destination: Path | str,

@@ -1,16 +1,20 @@
 """Interrupts around writes.
 
-SIGINT and SIGTERM are held while output is moved into place or put back, so neither is ever cut
-in half. Once the output is in place, the command's ``Progress`` says so: an interrupt that
+SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT are held while output is moved into
+place or put back, so none of them ever cuts it in half; SIGHUP and SIGQUIT are handled as
+SIGTERM is. Only SIGKILL cannot be held: ``update`` keeps a journal for that case.
+Once the output is in place, the command's ``Progress`` says so: an interrupt that
 arrives afterwards, however late, is reported with what is on disk, never as "nothing was
 written".
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -19,6 +23,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+# Signals that end a command; the command line turns every one but SIGINT into ``Terminated``.
+TERMINATING: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+HELD: tuple[signal.Signals, ...] = (signal.SIGINT, *TERMINATING)
 
 
 class Progress:
@@ -78,7 +86,7 @@ def tracking(*, keep_held: bool = False) -> Iterator[Progress]:
 
 @contextmanager
 def held(progress: Progress) -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the duration; they are recorded in ``progress.signals`` and
+    """Hold the signals of ``HELD`` for the duration; they are recorded in ``progress.signals`` and
     the caller acts on them afterwards. Outside the main thread Python delivers no signals, so
     there is nothing to hold."""
     if threading.current_thread() is not threading.main_thread():
@@ -88,7 +96,7 @@ def held(progress: Progress) -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         progress.signals.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, hold) for sig in HELD}
     try:
         yield
     finally:
@@ -107,12 +115,18 @@ def redeliver(progress: Progress) -> None:
 
 @contextmanager
 def scratch_dir(prefix: str, parent: str | os.PathLike[str] | None = None) -> Iterator[Path]:
-    """A temporary directory that no signal leaves behind: it is created and removed with
-    SIGINT and SIGTERM held, and a signal held meanwhile is acted on once it is gone (or, on
-    creation, once the caller's cleanup is armed)."""
+    """A temporary directory that no signal leaves behind: it is created and removed with the
+    signals of ``HELD`` held, and a signal held meanwhile is acted on once it is gone (or, on
+    creation, once the caller's cleanup is armed).
+
+    The directory is locked (``flock``) for as long as it is in use; the kernel drops the lock
+    when the process dies, so one that SIGKILL left behind is told from one in use by
+    ``stale_scratch_dirs``."""
     guard = Progress()
     with held(guard):
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         redeliver(guard)
         yield tmp
@@ -120,4 +134,41 @@ def scratch_dir(prefix: str, parent: str | os.PathLike[str] | None = None) -> It
         cleanup = Progress()
         with held(cleanup):
             shutil.rmtree(tmp, ignore_errors=True)
+            os.close(fd)
         redeliver(cleanup)
+
+
+@contextmanager
+def stale_scratch_dirs(prefix: str, parent: Path) -> Iterator[list[Path]]:
+    """The directories ``scratch_dir(prefix, parent)`` made whose process is gone: this user's
+    own, private (as ``mkdtemp`` makes them), and not locked. They stay locked by this process
+    until the block ends, so no other run takes them meanwhile."""
+    found: list[Path] = []
+    fds: list[int] = []
+    try:
+        try:
+            names = sorted(os.listdir(parent))
+        except OSError:
+            names = []
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            path = parent / name
+            try:
+                st = path.lstat()
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # in use by a running command
+                continue
+            fds.append(fd)
+            found.append(path)
+        yield found
+    finally:
+        for fd in fds:
+            os.close(fd)

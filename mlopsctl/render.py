@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl import __version__
+from mlopsctl._modes import mode_like
 from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_document, json_value, yaml_value
@@ -238,7 +238,7 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
         unsafe=False,
         skip_tasks=True,
     )
-    from mlopsctl.update import record_base
+    from mlopsctl.layout import record_base
 
     return record_base(  # keeps the base of the next `mlopsctl update`
         target,
@@ -406,7 +406,7 @@ def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list
                 else:
                     content = src.read_bytes()
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                _write_new(dst, content, stat.S_IMODE(src.stat().st_mode))
+                _write_new(dst, content, mode_like(src.stat().st_mode))
                 files.append(dst_rel.as_posix())
     except TemplateError as exc:
         raise _NeedsCopier(str(exc)) from exc
@@ -423,7 +423,7 @@ def render_tree(design: StackDesign, target: Path) -> list[str]:
         except _NeedsCopier:
             shutil.rmtree(target, ignore_errors=True)
         else:
-            from mlopsctl.update import record_base
+            from mlopsctl.layout import record_base
 
             return record_base(target, files)  # as render_to does after copier
     return render_to(design, target)

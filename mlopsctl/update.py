@@ -10,41 +10,46 @@ Three versions of every generated file take part:
 
 Each file is merged with ``git merge-file``; renames between base and theirs are found with
 ``git diff --no-index -M``. Nothing is written until every file merged; the result is swapped in
-with the originals kept aside and put back if anything fails. ``docs/update.md`` explains why.
+with the originals kept aside and put back if anything fails, and a journal beside the project
+lets the next run undo a swap that SIGKILL cut short. ``.mlopsctl/`` is read (and every path
+proven to stay inside the project) by ``mlopsctl.layout``; git runs through ``mlopsctl._git``.
+``docs/update.md`` explains why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import errno
-import hashlib
 import json
 import os
+import re
 import shutil
 import stat
-import subprocess
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlopsctl.errors import GenerationError, Interrupted, MlopsctlError, UsageError
-from mlopsctl.interrupts import current, held, redeliver, scratch_dir
-from mlopsctl.state import STATE_DIR, source_key
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-STATE_FILE = f"{STATE_DIR}/state.json"
-DESIGN_FILE = f"{STATE_DIR}/design.json"
-BASE_DIR = f"{STATE_DIR}/base"
-ATTRIBUTES_FILE = f"{STATE_DIR}/.gitattributes"
-ANSWERS_FILE = "mlopsctl.yaml"
-TMP_PREFIX = ".mlopsctl-update-"
-
-_ATTRIBUTES = (
-    "# The pristine copy of the last generation: the base of `mlopsctl update`'s 3-way merge.\n"
-    "# Keep it byte-exact and out of diffs; never edit it by hand.\n"
-    "base/** -text -diff linguist-generated=true\n"
+from mlopsctl import _modes, layout
+from mlopsctl._git import run as git_run
+from mlopsctl.errors import GenerationError, Interrupted, UsageError
+from mlopsctl.interrupts import current, held, redeliver, scratch_dir, stale_scratch_dirs
+from mlopsctl.layout import (
+    ANSWERS_FILE,
+    STATE_FILE,
+    BaseSnapshotError,
+    is_internal,
 )
+
+TMP_PREFIX = ".mlopsctl-update-"
+JOURNAL = "journal.json"  # in the scratch directory beside the project, while files are swapped
+
+__all__ = ["BaseSnapshotError", "UpdatePlan", "apply_update", "plan_update", "update"]
 
 Action = Literal[
     "created",  # new file in the new generation
@@ -63,62 +68,12 @@ class NotAGitRepository(UsageError):
     """``update`` needs git to keep its guarantees."""
 
 
+class HalfWrittenUpdate(UsageError):
+    """An earlier update was killed while it swapped files in; only a real run undoes it."""
+
+
 class DirtyRepository(UsageError):
     """The project has uncommitted changes; update would mix its changes with them."""
-
-
-class BaseSnapshotError(UsageError):
-    """The pristine copy of the last generation is missing or was modified."""
-
-
-# --------------------------------------------------------------------------------------------
-# Generation side: record the base
-# --------------------------------------------------------------------------------------------
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _is_internal(rel: str) -> bool:
-    return rel == STATE_DIR or rel.startswith(STATE_DIR + "/")
-
-
-def record_base(target: Path, files: Iterable[str]) -> list[str]:
-    """Store the base of the next update inside a freshly rendered project at ``target``.
-
-    Every generated artifact (all files but ``mlopsctl.yaml`` and ``.mlopsctl/``) is copied to
-    ``.mlopsctl/base/<path>``, its SHA-256 is recorded in ``.mlopsctl/state.json`` together with
-    the internal files mlopsctl owns and the generation's source key (``state.source_key``), and
-    ``.mlopsctl/.gitattributes`` keeps the copy byte-exact. Returns the sorted list of all files
-    now in ``target``.
-    """
-    files = sorted(files)
-    artifacts = [f for f in files if not _is_internal(f) and f != ANSWERS_FILE]
-    hashes: dict[str, str] = {}
-    for rel in artifacts:
-        data = (target / rel).read_bytes()
-        hashes[rel] = _sha256(data)
-        copy = target / BASE_DIR / rel
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_bytes(data)
-    (target / ATTRIBUTES_FILE).write_text(_ATTRIBUTES, encoding="utf-8")
-    state_path = target / STATE_FILE
-    state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8"))
-    copies = {f"{BASE_DIR}/{a}" for a in artifacts}
-    internal = sorted({f for f in files if _is_internal(f)} | {ATTRIBUTES_FILE} | copies)
-    own = [f for f in files if _is_internal(f) and f != STATE_FILE]
-    floor = state.get("tier_floor")
-    state["generated"] = {
-        "base_dir": BASE_DIR,
-        "files": hashes,
-        "internal": internal,
-        # what validate's in-sync check needs to know this generation without repeating it
-        "source": source_key((target / ANSWERS_FILE).read_bytes(), floor),
-        "own_files": {rel: _sha256((target / rel).read_bytes()) for rel in own},
-    }
-    state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return sorted(set(files) | set(internal))
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,31 +168,8 @@ def _text(data: bytes | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _git_exe() -> str:
-    exe = shutil.which("git")
-    if exe is None:
-        raise NotAGitRepository(
-            "mlopsctl update needs git, which is not installed or not on PATH",
-            hint="install git; update merges your edits with git merge-file",
-        )
-    return exe
-
-
-def _git(
-    args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] = (0,)
-) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    proc = subprocess.run(
-        [_git_exe(), "-c", "core.quotepath=off", "-c", "merge.conflictStyle=merge", *args],
-        cwd=cwd,
-        capture_output=True,
-        env=env,
-        check=False,
-    )
-    if check and proc.returncode not in ok:
-        message = proc.stderr.decode("utf-8", "replace").strip()
-        raise MlopsctlError(f"git {args[0]} failed (exit {proc.returncode}): {message}")
-    return proc
+def _git(args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] = (0,)) -> Any:
+    return git_run(args, cwd, check=check, ok=ok)
 
 
 def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
@@ -258,13 +190,22 @@ def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
             "project with mlopsctl', then run mlopsctl update again",
         )
     status = _git(
-        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", "."], destination
+        [
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=all",
+            "--",
+            ".",
+        ],
+        destination,
     )
     entries = [e for e in status.stdout.decode("utf-8", "replace").split("\0") if e]
     if not entries:
         return []
     dirty = [e[3:] for e in entries if len(e) > 3 and e[2] == " "] or entries
-    dirty.sort(key=lambda rel: (_is_internal(rel), rel))  # the user's own files first
+    dirty.sort(key=lambda rel: (is_internal(rel), rel))  # the user's own files first
     shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
     if dry_run:
         return [f"uncommitted changes ({shown}): a real update would refuse to run"]
@@ -317,7 +258,18 @@ def _renames(
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(data)
     proc = _git(
-        ["diff", "--no-index", "--no-ext-diff", "-M", "--name-status", "-z", "--", "a", "b"],
+        [
+            "diff",
+            "--no-index",
+            "--no-ext-diff",
+            "--no-textconv",
+            "-M",
+            "--name-status",
+            "-z",
+            "--",
+            "a",
+            "b",
+        ],
         work,
         ok=(0, 1),
     )
@@ -341,47 +293,22 @@ def _renames(
 # --------------------------------------------------------------------------------------------
 
 
-def _read_state(destination: Path) -> dict[str, Any]:
-    path = destination / STATE_FILE
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+def _read_state(destination: Path) -> layout.State:
+    state = layout.read_state(destination)
+    if state is None:
         raise UsageError(
             f"{destination} has no {STATE_FILE}: it was not generated by mlopsctl",
             hint="generate a project with mlopsctl init, or run update in the project's directory",
-        ) from None
-    except (OSError, ValueError) as exc:
+        )
+    if state.generated is None:
         raise BaseSnapshotError(
-            f"cannot read {path}: {exc}", hint=f"restore it from git: git checkout -- {STATE_FILE}"
-        ) from None
-    generated = state.get("generated")
-    if not isinstance(generated, dict) or not isinstance(generated.get("files"), dict):
-        raise BaseSnapshotError(
-            f"{path} does not record the generated files, so the base of the merge is unknown",
+            "it does not record the generated files, so the base of the merge is unknown",
+            file=STATE_FILE,
+            key="generated",
             hint="this project was generated by an mlopsctl older than update support; "
             "regenerate it with mlopsctl init into a new directory and copy your edits over",
         )
     return state
-
-
-def _read_base(destination: Path, state: dict[str, Any]) -> dict[str, bytes]:
-    base_dir = destination / str(state["generated"].get("base_dir", BASE_DIR))
-    base: dict[str, bytes] = {}
-    for rel, digest in sorted(state["generated"]["files"].items()):
-        copy = base_dir / rel
-        try:
-            data = copy.read_bytes()
-        except OSError:
-            data = None
-        if data is None or _sha256(data) != digest:
-            what = "is missing" if data is None else "does not match the recorded SHA-256"
-            raise BaseSnapshotError(
-                f"the pristine copy {copy.relative_to(destination)} {what}; without it update "
-                "cannot tell your edits from generated content",
-                hint=f"restore it from git: git checkout -- {BASE_DIR}",
-            )
-        base[rel] = data
-    return base
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:
@@ -466,7 +393,7 @@ def _requirements(
         load_answers_file,
     )
 
-    answers_path = destination / ANSWERS_FILE
+    answers_path = layout.resolve(destination, ANSWERS_FILE, source=ANSWERS_FILE, key="")
     if not answers_path.is_file():
         raise UsageError(
             f"{answers_path} is missing; it holds the project's answers",
@@ -496,23 +423,22 @@ def plan_update(
 ) -> UpdatePlan:
     """Work out everything update would do, without writing into ``destination``."""
     from mlopsctl import render
-    from mlopsctl.api import recorded_tier_floor
     from mlopsctl.design import StackDesign
     from mlopsctl.rules.engine import evaluate
 
     destination = destination.absolute()
     if not destination.is_dir():
         raise UsageError(f"{destination} is not a directory", hint="pass the project's directory")
+    recovered = _recover(destination, dry_run=dry_run)
     state = _read_state(destination)
-    warnings = _require_clean_git(destination, dry_run=dry_run)
-    base = _read_base(destination, state)
-    try:
-        old_design: dict[str, Any] = json.loads((destination / DESIGN_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        old_design = {}
-    old_name = (old_design.get("requirements") or {}).get("project_name")
+    warnings = [*recovered, *_require_clean_git(destination, dry_run=dry_run)]
+    base = layout.read_base(destination, state)
+    recorded_design = layout.read_design(destination)
+    old_design = recorded_design.model_dump() if recorded_design is not None else {}
+    old_name = recorded_design.project_name if recorded_design is not None else None
     file_req, new_req = _requirements(destination, answers, sets, old_name)
-    design = evaluate(new_req, strict=strict, tier_floor=recorded_tier_floor(state))
+    design = evaluate(new_req, strict=strict, tier_floor=state.tier_floor)
+    crlf = _converted_eol(destination)
 
     with _planning_errors(), _workdir() as work:
         theirs_root = work / "theirs"
@@ -524,12 +450,15 @@ def plan_update(
             if p.is_file()
         }
         new_state = json.loads(theirs_all[STATE_FILE])
-        theirs = {p: d for p, d in theirs_all.items() if not _is_internal(p) and p != ANSWERS_FILE}
-        ours = {
-            p: (destination / p).read_bytes()
-            for p in set(base) | set(theirs)
-            if (destination / p).is_file()
-        }
+        theirs = {p: d for p, d in theirs_all.items() if not is_internal(p) and p != ANSWERS_FILE}
+        on_disk: dict[str, bytes] = {}
+        for p in sorted(set(base) | set(theirs) | {ANSWERS_FILE}):
+            data = layout.read_bytes(destination, p, source=p, key="")
+            if data is not None:
+                on_disk[p] = data
+        # A checkout that converts line endings (core.autocrlf, eol attributes) is compared in
+        # the form git commits; what update writes there gets the checkout's endings back.
+        ours = {p: _lf(d) if p in crlf else d for p, d in on_disk.items() if p != ANSWERS_FILE}
 
         # Renames matter only where the user touched the old file: edited (the edits move along)
         # or deleted (the new path stays absent too).
@@ -560,32 +489,29 @@ def plan_update(
         # answers_yaml reads only the requirements of the design it is given.
         only_answers = StackDesign.model_construct(**{"requirements": file_req})
         answers_base = render.answers_yaml(only_answers)
-        ours_answers = (destination / ANSWERS_FILE).read_bytes()
+        ours_answers = on_disk[ANSWERS_FILE]
         change = _plan_file(
             ANSWERS_FILE,
             answers_base.encode("utf-8"),
-            ours_answers,
+            _lf(ours_answers) if ANSWERS_FILE in crlf else ours_answers,
             theirs_all[ANSWERS_FILE],
             work / "merge",
         )
         if change is not None:
             files.append(change)
+        files = _with_checkout_eol(files, on_disk, crlf)
 
-        internal: dict[str, bytes | None] = {p: d for p, d in theirs_all.items() if _is_internal(p)}
-        old_internal = set(state["generated"].get("internal") or []) | {
-            f"{BASE_DIR}/{p}" for p in base
-        }
-        for rel in sorted(old_internal - set(internal)):
-            if (destination / rel).is_file():
-                internal[rel] = None
-        internal = {
-            p: d
-            for p, d in internal.items()
-            if d is None or not (destination / p).is_file() or (destination / p).read_bytes() != d
-        }
+        internal, kept = layout.internal_changes(
+            destination, state, {p: d for p, d in theirs_all.items() if is_internal(p)}
+        )
+        for p in sorted(set(internal) & crlf):
+            current = layout.read_bytes(destination, p, source=p, key="")
+            if internal[p] is not None and current is not None and _lf(current) == internal[p]:
+                del internal[p]  # the same file in the checkout's line endings
+        warnings.extend(kept)
 
     versions = {
-        key: (state.get(key), new_state.get(key))
+        key: (getattr(state, key), new_state.get(key))
         for key in ("mlopsctl_version", "template_version", "catalog_digest")
     }
     return UpdatePlan(
@@ -597,6 +523,50 @@ def plan_update(
         internal=internal,
         modes=modes,
     )
+
+
+_LONE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def _crlf(data: bytes) -> bytes:
+    return _LONE_LF.sub(b"\r\n", data)
+
+
+def _converted_eol(destination: Path) -> set[str]:
+    """Tracked files that git checked out with CRLF line endings it removes on commit."""
+    proc = _git(["ls-files", "--eol", "-z", "--", "."], destination, check=False)
+    out: set[str] = set()
+    for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        meta, sep, path = entry.partition("\t")
+        fields = meta.split()
+        if sep and len(fields) >= 2 and fields[0] == "i/lf" and fields[1] in {"w/crlf", "w/mixed"}:
+            out.add(path)
+    return out
+
+
+def _with_checkout_eol(
+    files: list[FileChange], on_disk: Mapping[str, bytes], crlf: set[str]
+) -> list[FileChange]:
+    """The changes with the user's files as they are on disk and, where the checkout converts
+    line endings, the result in the checkout's form; those that change nothing are dropped."""
+    if not crlf:
+        return files
+    out: list[FileChange] = []
+    for change in files:
+        converted = change.path in crlf or (change.renamed_from or "") in crlf
+        before = on_disk.get(change.path) if change.before is not None else None
+        after = change.after
+        if converted and after is not None and _text(after) is not None:
+            after = _crlf(after)
+        fixed = dataclasses.replace(change, before=before, after=after)
+        if fixed.action in {"updated", "merged"} and fixed.before == fixed.after:
+            continue
+        out.append(fixed)
+    return out
 
 
 def _merge_change(
@@ -689,23 +659,83 @@ def apply_update(plan: UpdatePlan) -> None:
         )
 
 
+class _Journal(BaseModel):
+    """What a swap in progress changes in the project: written before the first file is
+    moved, so that the next run can undo a swap SIGKILL cut short (``_recover``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    project: str
+    writes: dict[str, tuple[bool, str | None]]  # path -> (had an original, digest of the new)
+    dirs: list[str]  # directories the swap creates, parents first
+
+
+def _set_mode(path: Path, mode: int) -> None:
+    os.chmod(path, mode)
+
+
+def _check_writable(destination: Path, rels: Iterator[str] | list[str]) -> None:
+    """Every path the swap touches stays inside the project, through no symbolic link."""
+    for rel in rels:
+        layout.resolve(destination, rel, source="the update", key=layout.shown(rel))
+
+
+def _missing_dirs(destination: Path, rels: list[str]) -> list[str]:
+    missing: list[str] = []
+    for rel in rels:
+        for parent in reversed(Path(rel).parents):
+            if parent != Path() and not (destination / parent).exists():
+                name = parent.as_posix()
+                if name not in missing:
+                    missing.append(name)
+    return missing
+
+
+def _write_journal(path: Path, journal: _Journal) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, journal.model_dump_json().encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:
+    _check_writable(destination, sorted(writes))
     with _workdir(destination) as tmp:
         stage, backup = tmp / "new", tmp / "old"
         for rel, data in writes.items():
             if data is not None:
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                 (stage / rel).write_bytes(data)
+        order = sorted(writes)
+        journal = _Journal(
+            project=str(destination),
+            writes={
+                rel: (
+                    (destination / rel).is_file(),
+                    None if writes[rel] is None else layout.digest(writes[rel] or b""),
+                )
+                for rel in order
+            },
+            dirs=_missing_dirs(destination, [r for r in order if writes[r] is not None]),
+        )
+        _write_journal(tmp / JOURNAL, journal)
         done: list[tuple[str, bool]] = []  # (path, had an original)
         created_dirs: list[Path] = []
         try:
-            for rel, data in sorted(writes.items()):
-                target = destination / rel
-                had = target.is_file() or target.is_symlink()
+            for rel in order:
+                data = writes[rel]
+                # again right before the write: a link made since the plan is never followed
+                target = layout.resolve(destination, rel, source="the update", key=rel)
+                had = target.is_file()
                 done.append((rel, had))
                 if had:
                     (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                    mode = _modes.mode_like(target.lstat().st_mode)
                     os.replace(target, backup / rel)
+                else:
+                    mode = _modes.mode_like(modes.get(rel, _modes.REGULAR))
                 if data is None:
                     continue
                 parents = target.relative_to(destination).parents
@@ -713,11 +743,9 @@ def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[
                 for p in reversed(missing):
                     (destination / p).mkdir()
                     created_dirs.append(destination / p)
-                if had:
-                    shutil.copymode(backup / rel, stage / rel)
-                elif rel in modes:
-                    os.chmod(stage / rel, modes[rel])
+                _set_mode(stage / rel, mode)
                 os.replace(stage / rel, target)
+            os.replace(tmp / JOURNAL, tmp / "complete")  # nothing left to undo
         except BaseException:
             for rel, had in reversed(done):
                 target, saved = destination / rel, backup / rel
@@ -733,6 +761,83 @@ def _swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[
     for rel, data in writes.items():
         if data is None:
             _prune_empty_dirs(destination, (destination / rel).parent)
+
+
+def _recover(destination: Path, *, dry_run: bool) -> list[str]:
+    """Scratch directories an earlier update left when it was killed (SIGKILL, a power cut
+    of the process): one whose journal says it was swapping files into ``destination`` is
+    undone (the project is as it was before that update), the others are removed. A dry run
+    only reports. Directories of a command still running are locked and left alone."""
+    warnings: list[str] = []
+    parents = {destination.parent, Path(tempfile.gettempdir())}
+    for parent in sorted(parents):
+        with stale_scratch_dirs(TMP_PREFIX, parent) as stale:
+            for scratch in stale:
+                journal = _read_journal(scratch / JOURNAL)
+                if journal is not None and Path(journal.project) != destination:
+                    continue  # another project's: its own next update undoes it
+                if dry_run and journal is not None:
+                    raise HalfWrittenUpdate(
+                        f"an earlier update of {destination} was killed while it wrote its "
+                        f"files ({scratch} holds what it replaced); a dry run cannot plan on a "
+                        "half-written project; nothing was written",
+                        hint="run mlopsctl update without --dry-run: it undoes that update first",
+                    )
+                if dry_run:
+                    continue  # a real update removes it
+                if journal is not None:
+                    _undo(destination, scratch, journal)
+                    warnings.append(
+                        "an earlier update of this project was killed while it wrote its files; "
+                        "what it had written was undone before this update"
+                    )
+                shutil.rmtree(scratch, ignore_errors=True)
+    return warnings
+
+
+def _read_journal(path: Path) -> _Journal | None:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > layout.MAX_JSON_BYTES:
+            return None
+        return _Journal.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def _undo(destination: Path, scratch: Path, journal: _Journal) -> None:
+    """Put back what the journal's swap replaced and remove what it created. A file changed
+    since (neither the original nor what that update wrote) stops the undo before it begins:
+    it is someone's later work, and the originals stay in ``scratch`` for a person to decide."""
+    backup = scratch / "old"
+    source = str(scratch / JOURNAL)
+    steps: list[tuple[Path, Path | None]] = []  # (target, original to put back or None: remove)
+    for rel, (had, new_digest) in sorted(journal.writes.items(), reverse=True):
+        target = layout.resolve(destination, rel, source=source, key=rel)
+        saved = backup / rel
+        moved = saved.is_file() and not saved.is_symlink()
+        current = target.read_bytes() if target.is_file() else None
+        written = current is not None and layout.digest(current) == new_digest
+        if moved and (current is None or written):
+            steps.append((target, saved))  # the original back, over the new file if it came
+        elif not moved and not had and written:
+            steps.append((target, None))  # created by that update and untouched since
+        elif moved:
+            raise HalfWrittenUpdate(
+                f"an earlier update of {destination} was killed while it wrote its files, and "
+                f"{rel} has changed since; nothing was written",
+                hint=f"the files it replaced are in {backup}: restore what you need (or run "
+                f"git checkout -- . && git clean -fd), remove {scratch}, then run mlopsctl "
+                "update again",
+            )
+    for path, original in steps:
+        if original is not None:
+            os.replace(original, path)
+        else:
+            path.unlink()
+    for name in reversed(journal.dirs):
+        layout.resolve(destination, name + "/x", source=source, key=name)
+        with suppress(OSError):  # not empty or gone: not the update's alone
+            (destination / name).rmdir()
 
 
 def _prune_empty_dirs(root: Path, start: Path) -> None:

@@ -461,16 +461,16 @@ def test_failure_while_writing_leaves_the_project_as_it_was(
     append(project / "README.md", "our note")
     commit(project, "Note")
     before = tree(project)
-    real = update_module.shutil.copymode
+    real = update_module._set_mode
     calls = {"n": 0}
 
-    def failing_copymode(src: Any, dst: Any) -> None:
+    def failing_set_mode(path: Any, mode: int) -> None:
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(28, "No space left on device")
-        real(src, dst)
+        real(path, mode)
 
-    monkeypatch.setattr(update_module.shutil, "copymode", failing_copymode)
+    monkeypatch.setattr(update_module, "_set_mode", failing_set_mode)
     result = run_update(project, "--set", "kubernetes=false")
     assert calls["n"] == 3
     assert result.exit_code == 2

@@ -156,15 +156,15 @@ def test_an_unchanged_generation_is_in_sync_without_rendering(
     import shutil
 
     from mlopsctl.checks import sync
-    from mlopsctl.state import read_state, source_key
+    from mlopsctl.layout import read_state, source_key
 
     root = tmp_path / "repo"
     shutil.copytree(repos["production"], root)
     state = read_state(root)
     assert state is not None
     answers = (root / "mlopsctl.yaml").read_bytes()
-    assert state["generated"]["source"] == source_key(answers, state["tier_floor"])
-    assert sorted(state["generated"]["own_files"]) == [
+    assert state.source == source_key(answers, state.tier_floor)
+    assert sorted(state.own_digests()) == [
         ".mlopsctl/answers.schema.json",
         ".mlopsctl/design.json",
     ]
@@ -189,7 +189,7 @@ def test_an_unchanged_generation_is_in_sync_without_rendering(
     shutil.copy2(repos["production"] / ".mlopsctl" / "design.json", design)
 
     # another mlopsctl (its code digest differs): rendered, and still in sync
-    monkeypatch.setattr("mlopsctl.state.code_digest", lambda: "another mlopsctl")
+    monkeypatch.setattr("mlopsctl.layout.code_digest", lambda: "another mlopsctl")
     assert validate(root, select=["MLV401"]).findings == []
     assert len(renders) == 2
 

@@ -79,10 +79,15 @@ class Context:
     @cached_property
     def design(self) -> dict[str, Any] | None:
         """``.mlopsctl/design.json`` as data, or None for repositories mlopsctl did not make."""
-        f = self.repo.get(".mlopsctl/design.json")
-        if f is None or not f.docs or not isinstance(f.docs[0], dict):
+        from mlopsctl.layout import LayoutError, read_design
+
+        if self.repo.get(".mlopsctl/design.json") is None:
             return None
-        return f.docs[0]
+        try:  # validated by the one reader of .mlopsctl/; the in-sync check reports a bad one
+            design = read_design(self.repo.root)
+        except LayoutError:
+            return None
+        return design.model_dump() if design is not None else None
 
     @cached_property
     def answers(self) -> dict[str, Any] | None:

@@ -330,27 +330,19 @@ def _is_kube(doc: Any) -> bool:
 def _git_files(root: Path) -> list[str] | None:
     """Inside a git work tree: the files git tracks or would track (ignored files such as a local
     ``.env`` are not the repository's). None outside git or without git."""
-    import subprocess
+    from mlopsctl import _git
+    from mlopsctl.errors import MlopsctlError
 
     if not any((d / ".git").exists() for d in (root, *root.parents)):
         return None
-    try:
-        proc = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            capture_output=True,
-            timeout=60,
+    try:  # with the repository's hooks, fsmonitor and drivers off (mlopsctl._git)
+        proc = _git.run(
+            ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            root,
             check=False,
+            timeout=60,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, MlopsctlError):
         return None
     if proc.returncode != 0:
         return None

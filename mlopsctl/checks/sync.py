@@ -23,15 +23,23 @@ from typing import Any
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._repo import SourceFile
-from mlopsctl.state import code_digest, read_state, source_key
+from mlopsctl.layout import (
+    LayoutError,
+    State,
+    code_digest,
+    read_design,
+    read_state,
+    recorded_floor,
+    source_key,
+)
 
 
 def render_answers(answers: Path, out: Path) -> list[str]:
     """Assess ``answers`` (an ``mlopsctl.yaml``) and render the project into ``out``."""
-    from mlopsctl.api import assess, recorded_tier_floor
+    from mlopsctl.api import assess
     from mlopsctl.render import render_tree
 
-    design = assess(answers, tier_floor=recorded_tier_floor(read_state(answers.parent)))
+    design = assess(answers, tier_floor=recorded_floor(answers.parent))
     return render_tree(design, out)
 
 
@@ -80,8 +88,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
-    floor = (read_state(answers.parent) or {}).get("tier_floor")
-    key = source_key(answers.read_bytes(), floor if isinstance(floor, str) else None)
+    key = source_key(answers.read_bytes(), recorded_floor(answers.parent))
     cache = _cache_dir()
     if cache is not None and (cache / f"{key}.json").is_file():
         try:
@@ -123,6 +130,12 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             "skipped: not a repository mlopsctl generated (no mlopsctl.yaml and "
             ".mlopsctl/state.json)",
         )
+        return
+    try:  # what generation recorded, read and validated by the one reader of .mlopsctl/
+        read_state(ctx.repo.root)
+        read_design(ctx.repo.root)
+    except LayoutError as exc:
+        yield Hit(exc.file, None, exc.message)
         return
     if _as_last_generated(ctx, answers):
         return
@@ -172,16 +185,13 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
     files mlopsctl keeps in ``.mlopsctl/`` are as it wrote them. Generation is deterministic, so
     it would write again exactly the files ``state.json`` records: in sync, nothing to render."""
     doc = _state(ctx)
-    generated = doc.get("generated")
-    if not isinstance(generated, dict) or _base_hashes(ctx) is None:
+    if doc is None or doc.generated is None or _base_hashes(ctx) is None:
         return False
-    source, own, floor = generated.get("source"), generated.get("own_files"), doc.get("tier_floor")
-    if not isinstance(source, str) or not isinstance(own, dict):
+    source, own, floor = doc.source, doc.own_digests(), doc.tier_floor
+    if source is None:
         return False
     try:
-        if source != source_key(
-            answers.path.read_bytes(), floor if isinstance(floor, str) else None
-        ):
+        if source != source_key(answers.path.read_bytes(), floor):
             return False
         for rel, digest in own.items():
             f = ctx.repo.get(str(rel))
@@ -196,21 +206,22 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
 _NOT_COMPARED = {"mlopsctl.yaml", ".mlopsctl/state.json", ".mlopsctl/.gitattributes"}
 
 
-def _state(ctx: Context) -> dict[str, Any]:
-    """``.mlopsctl/state.json`` as data; empty when it is missing or not a mapping."""
-    state = ctx.repo.get(".mlopsctl/state.json")
-    doc = state.docs[0] if state is not None and state.docs else None
-    return doc if isinstance(doc, dict) else {}
+def _state(ctx: Context) -> State | None:
+    """``.mlopsctl/state.json``, validated (``mlopsctl.layout``); None when it is missing or
+    malformed (``generated_in_sync`` reports that)."""
+    try:
+        return read_state(ctx.repo.root)
+    except LayoutError:
+        return None
 
 
 def _base_hashes(ctx: Context) -> dict[str, str] | None:
     """SHA-256 of every artifact as last generated (``.mlopsctl/state.json`` generated.files),
     or None when the generation recorded none."""
-    generated = _state(ctx).get("generated")
-    files = generated.get("files") if isinstance(generated, dict) else None
-    if isinstance(files, dict) and all(isinstance(v, str) for v in files.values()):
-        return {str(k): v for k, v in files.items()}
-    return None
+    state = _state(ctx)
+    if state is None or state.generated is None:
+        return None
+    return state.file_digests()
 
 
 def _main(argv: list[str]) -> int:

@@ -118,9 +118,9 @@ def _interrupted(what: str) -> NoReturn:
 def errors_to_exit_codes() -> Iterator[None]:
     """One place that turns exceptions into the documented exit codes."""
     from mlopsctl.errors import ExitCode, MlopsctlError, OutputError
-    from mlopsctl.interrupts import tracking
+    from mlopsctl.interrupts import TERMINATING, tracking
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in TERMINATING}
     progress = None
 
     def on_disk() -> str:
@@ -155,7 +155,8 @@ def errors_to_exit_codes() -> Iterator[None]:
         )
     finally:
         if not (progress is not None and progress.committed and progress.keep_held):
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def interactive() -> bool:
@@ -266,7 +267,10 @@ def run_app(app: Callable[..., Any]) -> NoReturn:
 
     global _owns_process
     _owns_process = True
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from mlopsctl.interrupts import TERMINATING
+
+    for sig in TERMINATING:  # SIGHUP and SIGQUIT end a command as SIGTERM does
+        signal.signal(sig, _on_sigterm)
     out = _Output(sys.stdout)
     sys.stdout = out
     code: int = 0
