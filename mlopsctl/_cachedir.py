@@ -3,7 +3,9 @@
 ``$XDG_CACHE_HOME/mlopsctl/<name>`` (``~/.cache`` without it), made private on first use. What is
 stored there is trusted on read, so a directory another user could write to is refused: it must be
 a real directory (not a symlink), owned by the user running mlopsctl and not writable by group or
-others, and so must ``mlopsctl/`` above it. ``MLOPSCTL_NO_CACHE=1`` turns every cache off.
+others. (Whoever can write to the directories above it can at most remove it or put a directory of
+their own, or a symlink, in its place, and those are refused.) ``MLOPSCTL_NO_CACHE=1`` turns
+every cache off.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from pathlib import Path
 
 def private_cache_dir(name: str) -> Path | None:
     """The cache directory ``name``, created with mode 0700 when missing; None when caching is
-    off or the directory (or ``mlopsctl/`` above it) is not the user's own and private."""
+    off or the directory is not the user's own and private."""
     if os.environ.get("MLOPSCTL_NO_CACHE"):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     top = Path(base) / "mlopsctl"
     directory = top / name
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not (_private(top) and _private(directory)):
+        if not directory.is_dir():
+            top.parent.mkdir(parents=True, exist_ok=True)
+            top.mkdir(mode=0o700, exist_ok=True)
+            directory.mkdir(mode=0o700, exist_ok=True)
+        if not _private(directory):
             return None
     except (OSError, RuntimeError):  # RuntimeError: no home directory to expand
         return None

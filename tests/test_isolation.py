@@ -227,6 +227,24 @@ def test_a_cache_directory_others_could_write_is_not_used(
     assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]  # nothing stored
 
 
+def test_the_cache_directory_is_made_private_whatever_the_umask(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _copy(generated, tmp_path / "repo")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("MLOPSCTL_NO_CACHE", raising=False)
+    old = os.umask(0o002)
+    try:
+        assert _findings(validate(root, select=["MLV401"])) == []
+    finally:
+        os.umask(old)
+    render = cache / "mlopsctl" / "render"
+    assert render.stat().st_mode & 0o777 == 0o700
+    assert (cache / "mlopsctl").stat().st_mode & 0o077 == 0
+    assert len(list(render.iterdir())) == 1  # and used
+
+
 @pytest.mark.parametrize(
     "entry",
     [

@@ -119,15 +119,18 @@ def run(
     child_env = {"PATH": _search_path(), "HOME": str(home), "TMPDIR": str(home), **(env or {})}
     out_path, err_path = scratch / "stdout", scratch / "stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            argv,
-            cwd=str(home),
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=str(home),
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:  # the program vanished or is not executable
+            return Outcome(127, "", f"cannot run {argv[0]}: {exc.strerror}", False, limit)
         timed_out = False
         try:
             proc.wait(timeout=limit)
