@@ -164,6 +164,38 @@ def test_a_pipeline_that_never_finishes_is_a_finding_after_the_time_limit(
     assert not _alive(pid)
 
 
+def test_ctrl_c_stops_the_pipeline_compile_at_once(tmp_path: Path) -> None:
+    """The child runs in a session of its own, out of reach of the terminal's Ctrl-C: the
+    interrupted command kills it (and what it started) instead of waiting for its time limit."""
+    import signal
+
+    pidfile = tmp_path / "pid"
+    _looping_pipeline(tmp_path / "repo", pidfile)
+    env = {**os.environ, "MLOPSCTL_NO_CACHE": "1", "MLOPSCTL_CHECK_TIMEOUT": "600"}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlopsctl"), "validate", str(tmp_path / "repo")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not pidfile.exists() or not pidfile.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # not the 600 s of the time limit
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -12,7 +12,10 @@ the working directory, ``PYTHONPATH``, ``PYTHONSTARTUP``, the user site director
   names;
 - runs in a session of its own and is killed with everything it started when its time limit
   (``MLOPSCTL_CHECK_TIMEOUT`` seconds, when set, overrides each check's default) runs out; the
-  check turns that into a finding;
+  check turns that into a finding. A Python child also stops itself (an alarm and a CPU limit a
+  little past the time limit) should mlopsctl die first. Ctrl-C no longer reaches a child in its
+  own session, so ``stop_all`` (called by the check engine when it is interrupted) kills every
+  child still running;
 - writes its output to files, of which a bounded tail is read back.
 
 Run as a script (``python -I _isolated.py MODULE ARGS...``) this module is the child's entry
@@ -22,10 +25,12 @@ point: it loads the ``mlopsctl`` package beside it and runs ``MODULE`` as ``__ma
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,9 @@ TIMEOUT_ENV = "MLOPSCTL_CHECK_TIMEOUT"
 OUTPUT_LIMIT = 16 * 1024 * 1024  # bytes of a child's standard output read back
 ERROR_LIMIT = 64 * 1024  # bytes of the end of its standard error
 _PACKAGE = Path(__file__).resolve().parent.parent
+_GRACE = 10  # seconds past its time limit at which a Python child stops itself
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,8 @@ def run(
             )
         except OSError as exc:  # the program vanished or is not executable
             return Outcome(127, "", f"cannot run {argv[0]}: {exc.strerror}", False, limit)
+        with _running_lock:
+            _running.add(proc)
         timed_out = False
         try:
             proc.wait(timeout=limit)
@@ -138,6 +148,8 @@ def run(
             timed_out = True
         finally:  # time limit, Ctrl-C or any error here: nothing the child started outlives it
             _kill_group(proc)
+            with _running_lock:
+                _running.discard(proc)
     return Outcome(
         returncode=proc.returncode,
         stdout=_read(out_path, OUTPUT_LIMIT, head=True),
@@ -145,6 +157,16 @@ def run(
         timed_out=timed_out,
         limit=limit,
     )
+
+
+def stop_all() -> None:
+    """Kill every child still running (and what it started): the command was interrupted, and
+    the threads waiting for them should not wait for their time limits."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -172,7 +194,8 @@ def python(
     env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Run mlopsctl's module ``module`` (``python -m`` style) isolated, see the module doc."""
-    argv = [sys.executable, "-I", "-B", "-X", "utf8", str(Path(__file__).resolve()), module]
+    stop = str(math.ceil(limit) + _GRACE)
+    argv = [sys.executable, "-I", "-B", "-X", "utf8", str(Path(__file__).resolve()), stop, module]
     return run([*argv, *args], scratch, limit=limit, env=env)
 
 
@@ -186,10 +209,18 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 
 def _boot(argv: list[str]) -> None:
-    """The child's side: load ``mlopsctl`` from beside this file (not from the import path) and
-    run ``argv[0]`` as ``__main__`` with ``argv[1:]`` as its arguments."""
+    """The child's side: stop after ``argv[0]`` seconds (of time or of CPU), load ``mlopsctl``
+    from beside this file (not from the import path) and run ``argv[1]`` as ``__main__`` with
+    ``argv[2:]`` as its arguments."""
     import importlib.util
+    import resource
     import runpy
+
+    stop, argv = int(argv[0]), argv[1:]
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(stop)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (stop, stop))
 
     spec = importlib.util.spec_from_file_location(
         "mlopsctl", _PACKAGE / "__init__.py", submodule_search_locations=[str(_PACKAGE)]
