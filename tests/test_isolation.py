@@ -22,6 +22,7 @@ from mlopsctl.checks import validate
 from mlopsctl.cli.app import app
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
 
 HOSTILE_MODULES = (
     "pydantic.py",
@@ -131,6 +132,52 @@ def test_validate_command_run_from_inside_the_repository(generated: Path, tmp_pa
     assert sorted(p.name for p in sentinels.iterdir()) == []
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["findings"] == []
+
+
+def test_the_isolated_children_find_mlopsctl_in_a_wheel_install(
+    generated: Path, tmp_path: Path
+) -> None:
+    """``python -I`` drops PYTHONPATH; the children load mlopsctl from where the parent's is, so
+    an installed wheel (not only this editable checkout) renders and compiles in them."""
+    import venv
+
+    import yaml
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = wheels.glob("mlopsctl-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), wheel],
+        check=True,
+        timeout=600,
+    )
+    # the dependencies from the test environment, without its editable mlopsctl
+    (site / "zz_test_deps.pth").write_text(str(Path(yaml.__file__).resolve().parent.parent))
+    root = _copy(generated, tmp_path / "repo")
+    env = {**os.environ, "MLOPSCTL_NO_CACHE": "1", "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [str(python), "-m", "mlopsctl", "validate", str(root), "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["findings"] == []
+    assert "MLV107" in report["checks_run"] and "MLV401" in report["checks_run"]
+    assert report["notes"] == []  # the render and the compilation both ran
 
 
 def _looping_pipeline(root: Path, pidfile: Path) -> Path:
