@@ -314,16 +314,10 @@ def _bytecode_cache() -> Any:
     render. None when ``MLOPSCTL_NO_CACHE`` is set or the directory cannot be made private."""
     from jinja2 import FileSystemBytecodeCache
 
-    if os.environ.get("MLOPSCTL_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    directory = Path(base) / "mlopsctl" / "jinja"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = directory.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return None  # another user could plant compiled code there
-    except OSError:
+    from mlopsctl._cachedir import private_cache_dir
+
+    directory = private_cache_dir("jinja")  # None: another user could plant compiled code there
+    if directory is None:
         return None
 
     class BestEffort(FileSystemBytecodeCache):

@@ -218,6 +218,26 @@ def test_explain_a_check() -> None:
     assert "--explain MLV999" in bad.stderr
 
 
+def test_checks_list_and_explain_beside_rules_list_and_explain() -> None:
+    listed = runner.invoke(app, ["checks", "list"])
+    assert listed.exit_code == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [s.id for s in catalog()]
+    policy = runner.invoke(app, ["checks", "list", "--category", "policy", "--format", "json"])
+    assert {c["category"] for c in json.loads(policy.stdout)} == {"policy"}
+    unknown = runner.invoke(app, ["checks", "list", "--category", "nope"])
+    assert unknown.exit_code == 2 and "unknown category 'nope'" in unknown.stderr
+
+    for wanted in ("MLV203", "mlv203", "no-privilege-escalation"):
+        explained = runner.invoke(app, ["checks", "explain", wanted])
+        assert explained.exit_code == 0
+        assert explained.stdout.startswith("MLV203 no-privilege-escalation (policy, error)")
+    as_json = runner.invoke(app, ["checks", "explain", "MLV107", "--format", "json"])
+    assert json.loads(as_json.stdout)["name"] == "kfp-pipeline-compiles"
+    missing = runner.invoke(app, ["checks", "explain", "MLV999"])
+    assert missing.exit_code == 2
+    assert "no check 'MLV999'" in missing.stderr and "mlopsctl checks list" in missing.stderr
+
+
 def test_keys_that_are_not_strings_are_read_as_json_reads_them(tmp_path: Path) -> None:
     """YAML ``1:`` and ``true:`` keys become the JSON keys "1" and "true" (as kubectl and CI
     systems read them): a schema finding, not a crash."""

@@ -36,6 +36,19 @@ def checks_md() -> str:
         "missing (promtool, kfp, the schemas of `kubernetes-validate` and `check-jsonschema`: "
         "`pip install 'mlopsctl[validate]'`).",
         "",
+        "A repository is untrusted input: `validate` runs none of its code, with the one "
+        "exception of compiling Kubeflow pipelines ([MLV107](#mlv107-kfp-pipeline-compiles)). "
+        "Everything it starts (the rendering of MLV401, the pipeline compilation, promtool) "
+        "runs in a scratch working directory with an environment of only `PATH` (its absolute "
+        "entries), `HOME` and `TMPDIR`, in a session of its own, and Python children run as "
+        "`python -I` (the current directory, the user site and `PYTHON*` variables such as "
+        "`PYTHONPATH` and `PYTHONSTARTUP` do not reach them). Each has a time limit (rendering "
+        "and compiling 300 s, promtool 120 s; `MLOPSCTL_CHECK_TIMEOUT=SECONDS` sets all of "
+        "them): when it runs out, the child and whatever it started are stopped and the check "
+        "reports a finding. Results are cached in `$XDG_CACHE_HOME/mlopsctl/render` "
+        "(`~/.cache` without it; `MLOPSCTL_NO_CACHE=1` turns caching off); a cache directory "
+        "that is not the user's own, or that group or others can write to, is not used.",
+        "",
         "| id | name | category | title |",
         "| --- | --- | --- | --- |",
     ]

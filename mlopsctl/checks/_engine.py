@@ -220,12 +220,20 @@ def run(
                 raise CatalogError(f"check {spec.id} names unknown predicate {spec.predicate}")
             if reg.slow:
                 pending.append((spec, pool.submit(_run_predicate, reg.fn, ctx, spec)))
-        for spec in specs:
-            reg = registry[spec.predicate]
-            if not reg.slow:
-                collect(spec, reg.fn(ctx, spec))
-        for spec, fut in pending:
-            collect(spec, fut.result())
+        try:
+            for spec in specs:
+                reg = registry[spec.predicate]
+                if not reg.slow:
+                    collect(spec, reg.fn(ctx, spec))
+            for spec, fut in pending:
+                collect(spec, fut.result())
+        except BaseException:  # Ctrl-C: the slow checks' children go now, not at their limits
+            from mlopsctl.checks._isolated import stop_all
+
+            for _, fut in pending:
+                fut.cancel()
+            stop_all()
+            raise
 
     by_file: dict[str, list[Suppression]] = {}
     kept: list[Finding] = []

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._jsonschema import SchemaValidator
@@ -26,6 +24,9 @@ from mlopsctl.checks._repo import KubeObject, SourceFile
 SHIPPED = Path(__file__).resolve().parent.parent / "schemas" / "validate"
 MAX_ERRORS_PER_OBJECT = 10
 KSERVE_API = "serving.kserve.io/v1beta1"
+
+if TYPE_CHECKING:
+    from mlopsctl.checks._isolated import Outcome
 
 
 def _path(parts: Iterable[Any]) -> str:
@@ -440,15 +441,30 @@ _PROMTOOL_LINE = re.compile(r"^(?P<file>.+?): (?P<line>\d+):(?P<col>\d+): (?P<ms
 _PROMTOOL_YAML = re.compile(r"^\s+line (?P<line>\d+): (?P<msg>.*)$")
 
 
+PROMTOOL_TIME_LIMIT = 120.0  # seconds; MLOPSCTL_CHECK_TIMEOUT overrides it
+
+
+def _promtool(args: list[str]) -> Outcome:
+    """``promtool ARGS`` with a scratch working directory, a minimal environment and a time
+    limit (see ``mlopsctl.checks._isolated``)."""
+    from mlopsctl.checks._isolated import program, run, scratch_dir, time_limit
+
+    with scratch_dir("mlopsctl-promtool-") as tmp:
+        return run(
+            [program("promtool") or "promtool", *args],
+            tmp,
+            limit=time_limit(PROMTOOL_TIME_LIMIT),
+        )
+
+
 def promtool_check(files: dict[str, tuple[str, int]]) -> Iterator[Hit]:
-    """Run ``promtool check rules`` once over ``files`` (temp path -> (repo path, line offset))."""
-    proc = subprocess.run(
-        ["promtool", "check", "rules", "--", *files],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run ``promtool check rules`` once over ``files`` (absolute path -> (repo path, line
+    offset))."""
+    proc = _promtool(["check", "rules", "--", *files])
+    if proc.timed_out:
+        for rel in sorted({rel for rel, _ in files.values()}):
+            yield Hit(rel, None, proc.timeout_message("promtool check rules"))
+        return
     if proc.returncode == 0:
         return
     current: str | None = None
@@ -492,8 +508,9 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         for path, msg in _structure(groups):
             structural.append(Hit(f.rel, f.line_of(doc, base + path), msg))
     yield from structural
-    promtool = shutil.which("promtool")
-    if promtool is None:
+    from mlopsctl.checks._isolated import program
+
+    if program("promtool") is None:
         ctx.note(
             spec.id,
             "PromQL expressions not parsed and rule unit tests not run: promtool is not on PATH "
@@ -505,7 +522,7 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         extracted: dict[str, int | None] = {}  # temp file -> line of the PrometheusRule's spec
         for n, (f, doc_index, base, groups) in enumerate(found):
             if base == () and len(f.docs) == 1:
-                files[str(f.path)] = (f.rel, 0)
+                files[os.path.abspath(f.path)] = (f.rel, 0)
                 continue
             spec_file = os.path.join(tmp, f"{n}.yaml")
             with open(spec_file, "w", encoding="utf-8") as out:
@@ -545,16 +562,25 @@ def promtool_test(f: SourceFile) -> Iterator[Hit]:
     binary: evaluating alerts over time takes a few hundred milliseconds."""
     from mlopsctl.checks.sync import cached
 
-    result = cached(f"promtool-test-{_promtool_test_key(f)}", lambda: _promtool_test(f))
-    if result:
+    result = cached(
+        f"promtool-test-{_promtool_test_key(f)}",
+        lambda: _promtool_test(f),
+        valid=lambda r: isinstance(r, str),
+        keep=lambda r: isinstance(r, str),  # not a time limit: that may be the machine's
+    )
+    if isinstance(result, dict):
+        yield Hit(f.rel, None, result["timeout"])
+    elif result:
         yield Hit(f.rel, None, f"promtool test rules: {result}")
 
 
 def _promtool_test_key(f: SourceFile) -> str:
     import hashlib
 
-    h = hashlib.sha256(str(f.path).encode() + b"\0" + f.path.read_bytes())
-    binary = Path(shutil.which("promtool") or "promtool")
+    from mlopsctl.checks._isolated import program
+
+    h = hashlib.sha256(os.path.abspath(f.path).encode() + b"\0" + f.path.read_bytes())
+    binary = Path(program("promtool") or "promtool")
     try:
         st = binary.stat()
         h.update(f"{binary}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -570,16 +596,12 @@ def _promtool_test_key(f: SourceFile) -> str:
     return h.hexdigest()
 
 
-def _promtool_test(f: SourceFile) -> str:
-    """What failed, or "" when every test passes."""
-    proc = subprocess.run(
-        ["promtool", "test", "rules", "--", f.path.name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=str(f.path.parent),
-    )
+def _promtool_test(f: SourceFile) -> str | dict[str, str]:
+    """What failed, "" when every test passes, or {"timeout": message}. promtool reads the
+    test's ``rule_files`` relative to the test file."""
+    proc = _promtool(["test", "rules", "--", os.path.abspath(f.path)])
+    if proc.timed_out:
+        return {"timeout": proc.timeout_message("promtool test rules")}
     if proc.returncode == 0:
         return ""
     lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines()]
@@ -649,54 +671,6 @@ def ci_workflow_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
 _KFP_IMPORT = re.compile(r"^\s*(from\s+kfp(\.\w+)*\s+import|import\s+kfp)\b", re.MULTILINE)
 _PIPELINE_DECORATOR = re.compile(r"^\s*@(dsl\.|kfp\.dsl\.)?pipeline\b", re.MULTILINE)
 
-_COMPILE_SCRIPT = r"""
-import importlib.util, json, os, sys, tempfile, traceback, types
-out = []
-try:
-    # Compiling needs no API client: kfp.client imports the whole Kubernetes client (most of
-    # kfp's import time), so it stands in empty; its submodules still import from disk.
-    spec = importlib.util.find_spec("kfp")
-    client = types.ModuleType("kfp.client")
-    client.__path__ = [os.path.join(p, "client") for p in spec.submodule_search_locations]
-    def Client(*args, **kwargs):
-        raise RuntimeError("kfp.Client is not available while pipelines are compiled")
-    client.Client = Client
-    sys.modules["kfp.client"] = client
-    from kfp import compiler
-    from kfp.dsl.base_component import BaseComponent
-    from kfp.dsl.graph_component import GraphComponent
-except Exception as exc:
-    print(json.dumps({"no_kfp": f"{type(exc).__name__}: {exc}"})); sys.exit(0)
-for path in sys.argv[1:]:
-    sys.path.insert(0, os.path.dirname(path))
-    loaded = set(sys.modules)
-    try:
-        spec = importlib.util.spec_from_file_location("_mlopsctl_pipeline", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        pipelines = [v for v in vars(module).values() if isinstance(v, GraphComponent)]
-        if not pipelines:
-            out.append({"path": path, "line": None, "error": "no @dsl.pipeline function found"})
-        for p in pipelines:
-            with tempfile.TemporaryDirectory() as tmp:
-                compiler.Compiler().compile(p, os.path.join(tmp, "p.yaml"))
-    except BaseException as exc:
-        line = None
-        for fr in traceback.extract_tb(exc.__traceback__):
-            if os.path.abspath(fr.filename) == os.path.abspath(path):
-                line = fr.lineno
-        if isinstance(exc, SyntaxError) and exc.lineno:
-            line = exc.lineno
-        out.append({"path": path, "line": line, "error": f"{type(exc).__name__}: {exc}"})
-    finally:
-        sys.path.pop(0)
-        here = os.path.dirname(os.path.abspath(path)) + os.sep
-        for name in set(sys.modules) - loaded:  # a module beside the pipeline is its own
-            if (getattr(sys.modules[name], "__file__", None) or "").startswith(here):
-                del sys.modules[name]
-print(json.dumps({"results": out}))
-"""
-
 
 def pipeline_files(ctx: Context) -> list[SourceFile]:
     return [
@@ -714,17 +688,23 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     if find_spec("kfp") is None:
         ctx.note(spec.id, "KFP pipelines not compiled: the kfp package is not importable here")
         return
-    by_path = {str(f.path): f for f in files}
+    by_path = {os.path.abspath(f.path): f for f in files}
     from mlopsctl.checks.sync import cached
 
     result = cached(
-        f"kfp-{_compile_key(files)}",
-        lambda: _compile(ctx, by_path),
-        keep=lambda r: "crash" not in r,  # a crash may be the machine's, not the pipeline's
+        f"kfp-{_compile_key(ctx, files)}",
+        lambda: _compile(by_path),
+        valid=lambda r: _valid_compile_result(r, by_path),
+        # a crash or a time limit may be the machine's, not the pipeline's
+        keep=lambda r: "crash" not in r and "timeout" not in r,
     )
     if "crash" in result:
         for f in files:
             yield Hit(f.rel, None, f"pipeline compilation crashed: {result['crash']}")
+        return
+    if "timeout" in result:
+        for f in files:
+            yield Hit(f.rel, None, result["timeout"])
         return
     if "no_kfp" in result:
         ctx.note(spec.id, f"KFP pipelines not compiled: {result['no_kfp']}")
@@ -734,43 +714,72 @@ def kfp_pipeline_compiles(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         yield Hit(by_path[item["path"]].rel, item["line"], f"KFP compile failed: {first}")
 
 
-def _compile_key(files: list[SourceFile]) -> str:
-    """What a compilation depends on: the kfp version, the pipeline files and the Python files
-    beside them (which they may import), by content and place."""
+KFP_TIME_LIMIT = 300.0  # seconds; MLOPSCTL_CHECK_TIMEOUT overrides it
+
+
+def _compile_key(ctx: Context, files: list[SourceFile]) -> str:
+    """What a compilation depends on: the compiling module, the interpreter, the kfp version,
+    the pipeline files and the Python files in their directories (which they may import), by
+    content and place."""
     import hashlib
 
-    h = hashlib.sha256(_COMPILE_SCRIPT.encode())
+    from mlopsctl.checks import kfp_compile
+
+    h = hashlib.sha256(Path(kfp_compile.__file__).read_bytes() + b"\0")
+    h.update(sys.executable.encode() + b"\0" + sys.version.encode() + b"\0")
     kfp = find_spec("kfp")  # its version file, read directly: importlib.metadata is slow
     for location in (kfp and kfp.submodule_search_locations) or ["no kfp"]:
         try:
             h.update(location.encode() + (Path(location) / "version.py").read_bytes())
         except OSError:
             h.update(location.encode())
+    python = ctx.repo.python_files()
     for f in files:
-        h.update(str(f.path).encode() + b"\0")
-        for side in sorted(f.path.parent.glob("*.py")):
+        h.update(os.path.abspath(f.path).encode() + b"\0")
+        here = f.path.parent
+        # the Python files beside the pipeline and below its directory (packages it imports)
+        beside = sorted({p.path for p in python if p.path.parent == here or here in p.path.parents})
+        beside += sorted(set(here.glob("*.py")) - set(beside))  # ones validate leaves out
+        for side in beside:
             try:
-                h.update(side.name.encode() + b"\0" + side.read_bytes() + b"\0")
-            except OSError:
-                h.update(side.name.encode() + b"\0unreadable\0")
+                h.update(str(side.relative_to(here)).encode() + b"\0" + side.read_bytes() + b"\0")
+            except (OSError, ValueError):
+                h.update(str(side).encode() + b"\0unreadable\0")
     return h.hexdigest()
 
 
-def _compile(ctx: Context, by_path: dict[str, SourceFile]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMPILE_SCRIPT, *by_path],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=str(ctx.repo.root),
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+def _valid_compile_result(value: Any, by_path: dict[str, SourceFile]) -> bool:
+    """What ``mlopsctl.checks.kfp_compile`` prints, for exactly these files: the child runs the
+    pipelines' code, and a cache entry is trusted no further than its key."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    if "no_kfp" in value:
+        return isinstance(value["no_kfp"], str)
+    results = value.get("results")
+    return isinstance(results, list) and all(
+        isinstance(r, dict)
+        and set(r) == {"path", "line", "error"}
+        and r["path"] in by_path
+        and (r["line"] is None or (type(r["line"]) is int and r["line"] > 0))
+        and isinstance(r["error"], str)
+        for r in results
     )
-    try:
-        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"crash": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return result
+
+
+def _compile(by_path: dict[str, SourceFile]) -> dict[str, Any]:
+    """Compile the pipelines in the isolated child (``mlopsctl.checks.kfp_compile``)."""
+    from mlopsctl.checks._isolated import python, scratch_dir, time_limit
+
+    with scratch_dir("mlopsctl-kfp-") as tmp:
+        outcome = python(
+            "mlopsctl.checks.kfp_compile", list(by_path), tmp, limit=time_limit(KFP_TIME_LIMIT)
+        )
+    if outcome.timed_out:
+        return {"timeout": outcome.timeout_message("compiling the pipeline")}
+    result = outcome.last_json()
+    if not _valid_compile_result(result, by_path):
+        return {"crash": outcome.detail()}
+    return dict(result)
 
 
 # --- mlopsctl.yaml ------------------------------------------------------------------------------

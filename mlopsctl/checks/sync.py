@@ -1,19 +1,21 @@
 """In-sync predicate: committed files equal what the current ``mlopsctl.yaml`` generates.
 
-The design is rendered in a child process (``python -m mlopsctl.checks.sync ANSWERS OUT``) so that
-copier runs on the second core while the other checks run here. Generation is deterministic, so
-the rendered files are cached per (answers, mlopsctl code, templates) in the user cache directory
-(``$XDG_CACHE_HOME/mlopsctl/render``; ``MLOPSCTL_NO_CACHE=1`` turns the cache off): a repeated
-run, as in pre-commit, renders nothing.
+The design is rendered in a child process (this module's ``_main``, started isolated from the
+repository by ``mlopsctl.checks._isolated``) so that rendering runs on the second core while the
+other checks run here. Generation is deterministic, so the rendered files are cached per (answers,
+tier floor, mlopsctl code and templates) in the user cache directory
+(``$XDG_CACHE_HOME/mlopsctl/render``, refused unless private, see ``mlopsctl._cachedir``;
+``MLOPSCTL_NO_CACHE=1`` turns the cache off): a repeated run, as in pre-commit, renders nothing.
+A cache entry is used only when it has the shape its writer gives it; anything else is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
@@ -51,74 +53,143 @@ def _first_difference(committed: str, generated: str) -> int:
     return max(len(a), 1)
 
 
+RENDER_TIME_LIMIT = 300.0  # seconds; MLOPSCTL_CHECK_TIMEOUT overrides it
+
+
 def _cache_dir() -> Path | None:
-    if os.environ.get("MLOPSCTL_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mlopsctl" / "render"
+    from mlopsctl._cachedir import private_cache_dir
+
+    return private_cache_dir("render")
 
 
 def cached(
-    name: str, build: Callable[[], Any], keep: Callable[[Any], bool] = lambda value: True
+    name: str,
+    build: Callable[[], Any],
+    *,
+    valid: Callable[[Any], bool],
+    keep: Callable[[Any], bool] = lambda value: True,
 ) -> Any:
     """``build()``'s JSON result, cached per mlopsctl code digest (see ``_cache_dir``) when
-    ``keep(result)``."""
+    ``keep(result)``. A stored entry is used only when ``valid(entry)``: one of another shape
+    (damaged, or written by something else) is built again."""
     cache = _cache_dir()
     path = cache / f"{name}-{code_digest()}.json" if cache is not None else None
-    if path is not None and path.is_file():
-        try:
-            return json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            pass
+    if path is not None:
+        entry = _read_entry(path)
+        if entry is not None and valid(entry):
+            return entry
     value = build()
     if path is not None and keep(value):
         _write_atomic(path, json.dumps(value))
     return value
 
 
+def _read_entry(path: Path) -> Any:
+    """The JSON in the cache file ``path``; None when it is missing, not a regular file (a
+    symlink or a FIFO is not followed), larger than any entry mlopsctl writes, or not JSON."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _ENTRY_LIMIT:
+                return None
+            return json.loads(f.read(_ENTRY_LIMIT).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+_ENTRY_LIMIT = 256 * 1024 * 1024
+
+
 def _write_atomic(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_file = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp_file.write_text(text, encoding="utf-8")
-        os.replace(tmp_file, path)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as tmp_file:
+            tmp_file.write(text)
+        os.replace(tmp_file.name, path)
     except OSError:
-        pass
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp_file.name)
+
+
+def _safe_rel(rel: object) -> bool:
+    """``rel`` is a relative path inside the project: no absolute path, no ``..``."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or rel.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def valid_render_entry(value: object) -> bool:
+    """A cached render: ``{"files": {rel: text}}`` or ``{"error": message}``."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    if "error" in value:
+        return isinstance(value["error"], str)
+    files = value.get("files")
+    return isinstance(files, dict) and all(
+        _safe_rel(rel) and isinstance(text, str) for rel, text in files.items()
+    )
+
+
+def _valid_listing(value: object) -> bool:
+    """What the rendering child prints: ``{"files": [rel, ...]}`` or ``{"error": message}``."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    if "error" in value:
+        return isinstance(value["error"], str)
+    files = value.get("files")
+    return isinstance(files, list) and all(_safe_rel(rel) for rel in files)
 
 
 def _rendered(answers: Path) -> dict[str, Any]:
-    """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
+    """{"files": {rel: text}}, {"error": message} (the answers do not generate), or
+    {"crash": detail} / {"timeout": message} (the render did not finish), from the cache or a
+    fresh render."""
+    from mlopsctl.checks._isolated import python, scratch_dir, time_limit, user_cache_base
+
     key = source_key(answers.read_bytes(), recorded_floor(answers.parent))
     cache = _cache_dir()
-    if cache is not None and (cache / f"{key}.json").is_file():
-        try:
-            cached: dict[str, Any] = json.loads((cache / f"{key}.json").read_text("utf-8"))
-            return cached
-        except (OSError, ValueError):
-            pass
-    with tempfile.TemporaryDirectory(prefix="mlopsctl-sync-") as tmp:
-        out = Path(tmp) / "out"
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlopsctl.checks.sync", str(answers), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    if cache is not None:
+        entry = _read_entry(cache / f"{key}.json")
+        if entry is not None and valid_render_entry(entry):
+            return dict(entry)
+    env = {}
+    base = user_cache_base()  # the compiled templates' cache
+    if base is not None:
+        env["XDG_CACHE_HOME"] = base
+    if os.environ.get("MLOPSCTL_NO_CACHE"):
+        env["MLOPSCTL_NO_CACHE"] = "1"
+    with scratch_dir("mlopsctl-sync-") as tmp:
+        out = tmp / "out"
+        outcome = python(
+            "mlopsctl.checks.sync",
+            [os.path.abspath(answers), str(out)],
+            tmp,
+            limit=time_limit(RENDER_TIME_LIMIT),
+            env=env,
         )
-        try:
-            result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"crash": detail}
+        if outcome.timed_out:
+            return {"timeout": outcome.timeout_message("rendering mlopsctl.yaml")}
+        result = outcome.last_json()
+        if not _valid_listing(result):
+            return {"crash": outcome.detail()}
         if "files" in result:
-            result["files"] = {
-                rel: (out / rel).read_bytes().decode("utf-8", "surrogateescape")
-                for rel in result["files"]
-            }
+            try:
+                result["files"] = {
+                    rel: (out / rel).read_bytes().decode("utf-8", "surrogateescape")
+                    for rel in result["files"]
+                }
+            except OSError as exc:
+                return {"crash": f"{type(exc).__name__}: {exc}"}
     if cache is not None and "files" in result:
         _write_atomic(cache / f"{key}.json", json.dumps(result))
-    return result
+    return dict(result)
 
 
 @predicate(slow=True)
@@ -142,6 +213,9 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     result = _rendered(answers.path)
     if "crash" in result:
         ctx.note(spec.id, f"could not render the design: {result['crash']}")
+        return
+    if "timeout" in result:
+        yield Hit(answers.rel, None, result["timeout"])
         return
     if "error" in result:
         message = f"the answers do not generate a repository: {result['error']}"

@@ -83,12 +83,14 @@ def stdout() -> Console:
 def fail(message: str, hint: str | None, code: int) -> NoReturn:
     from rich.markup import escape
 
+    from mlopsctl.cli._text import printable
+
     _said_why(code)
 
-    err = stderr()
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err = stderr()  # a message can quote a file name: its control characters are escaped
+    err.print(f"[bold red]error:[/] {escape(printable(message, keep=chr(10)))}")
     if hint:
-        err.print(f"[bold]hint:[/] {escape(hint)}")
+        err.print(f"[bold]hint:[/] {escape(printable(hint, keep=chr(10)))}")
     raise typer.Exit(code)
 
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
+from mlopsctl.cli._text import printable
 from mlopsctl.design import Decision, ReferenceOut, StackDesign
+
+
+def escape(text: str) -> str:
+    """``text`` for rich markup, control characters escaped (see ``mlopsctl.cli._text``)."""
+    return markup_escape(printable(text))
 
 
 def print_summary(console: Console, design: StackDesign) -> None:

@@ -45,6 +45,9 @@ _assess.register(app)
 from mlopsctl.cli import rules as _rules  # noqa: E402
 
 _rules.register(app)
+from mlopsctl.cli import checks as _checks  # noqa: E402
+
+_checks.register(app)
 from mlopsctl.cli import update as _update  # noqa: E402
 
 _update.register(app)

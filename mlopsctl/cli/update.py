@@ -78,10 +78,19 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
+def _escape(text: str, keep: str = "") -> str:
+    """``text`` for rich markup, control characters escaped (see ``mlopsctl.cli._text``)."""
     from rich.markup import escape
 
+    from mlopsctl.cli._text import printable
+
+    return escape(printable(text, keep))
+
+
+def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
     from mlopsctl.cli._common import stderr, stdout
+
+    escape = _escape
 
     out, err = stdout(), stderr()
     for warning in plan.warnings:
@@ -91,7 +100,7 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
         diff = plan.file_diff()
         out.print("\n[bold]File changes[/]" + ("" if diff else ": none"))
         if diff:
-            out.print(escape(diff), end="", markup=True)
+            out.print(escape(diff, keep="\n\t"), end="", markup=True)
     verb = "would be" if dry_run else ""
     out.print()
     for change in plan.files:
@@ -114,7 +123,7 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
     elif dry_run:
         out.print(f"dry run: {changed} files {verb} changed; nothing was written")
     else:
-        out.print(f"[green]updated[/] {plan.destination}: {changed} files changed")
+        out.print(f"[green]updated[/] {escape(str(plan.destination))}: {changed} files changed")
     if plan.conflicts:
         err.print(
             f"\n[bold red]{'would leave conflicts' if dry_run else 'conflicts'}[/] "
@@ -135,7 +144,7 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
 
 
 def _print_decisions(out: Console, plan: UpdatePlan) -> None:
-    from rich.markup import escape
+    escape = _escape
 
     versions = [
         f"{name} {old or '?'} -> {new}" for name, (old, new) in plan.versions.items() if old != new

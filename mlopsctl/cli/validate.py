@@ -10,7 +10,6 @@ import typer
 
 if TYPE_CHECKING:
     from mlopsctl.checks import Report
-    from mlopsctl.checks._model import CheckSpec
 
 
 class Format(StrEnum):
@@ -80,19 +79,21 @@ def validate_cli(
             from mlopsctl.checks import catalog, validate
 
             if list_checks:
-                _print_catalog(list(catalog()), output_format)
+                from mlopsctl.cli.checks import print_catalog
+
+                print_catalog(list(catalog()), as_json=output_format is not Format.text)
                 raise typer.Exit(0)
             if explain is not None:
+                from mlopsctl.cli.checks import find_check, print_explanation
                 from mlopsctl.errors import UsageError
 
-                wanted = explain.strip()
-                found = [s for s in catalog() if wanted in (s.id, s.id.lower(), s.name)]
-                if not found:
+                found = find_check(explain)
+                if found is None:
                     raise UsageError(
-                        f"--explain {wanted}: no check has that id or name",
-                        hint="mlopsctl validate --list-checks shows every check",
+                        f"--explain {explain.strip()}: no check has that id or name",
+                        hint="mlopsctl checks list shows every check",
                     )
-                _print_explanation(found[0])
+                print_explanation(found)
                 raise typer.Exit(0)
             report = validate(
                 directory,
@@ -128,32 +129,14 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
-def _print_catalog(specs: list[CheckSpec], output_format: Format) -> None:
-    if output_format is not Format.text:
-        from mlopsctl.checks._engine import dumps
-
-        typer.echo(dumps([s.as_dict() for s in specs]), nl=False)
-        return
-    for s in specs:
-        typer.echo(f"{s.id}  {s.name:<28} {s.category:<12} {s.title}")
-
-
-def _print_explanation(spec: CheckSpec) -> None:
-    import textwrap
-
-    def para(text: str) -> str:
-        return textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  ")
-
-    typer.echo(f"{spec.id} {spec.name} ({spec.category}, {spec.severity})")
-    typer.echo(f"\n{spec.title}.\n\nWhy:\n{para(spec.rationale)}\n\nFix:\n{para(spec.remediation)}")
-    typer.echo("\nReferences:")
-    for r in spec.references:
-        typer.echo(f"  {r.title}: {r.url}")
-
-
 def _print_text(report: Report, color: bool | None) -> None:
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from mlopsctl.cli._text import printable
+
+    def escape(text: str) -> str:
+        return markup_escape(printable(text))
 
     console = Console(
         highlight=False,
