@@ -92,18 +92,26 @@ def _safe_before_dashes(element: ast.expr, previous: ast.expr | None) -> bool:
 
 
 def _runs_python_code(elts: list[ast.expr]) -> bool:
+    """``[sys.executable, *constant interpreter flags, -c CODE | -m MODULE | script, ...]``:
+    Python stops reading its own options there, so the rest is that program's argv."""
     first = elts[0] if elts else None
     is_python = (
         isinstance(first, ast.Attribute)
         and isinstance(first.value, ast.Name)
         and (first.value.id, first.attr) == ("sys", "executable")
     )
-    return (
-        is_python
-        and len(elts) > 2
-        and isinstance(elts[1], ast.Constant)
-        and elts[1].value in {"-c", "-m"}
-    )
+    if not is_python:
+        return False
+    i = 1
+    while i < len(elts) and isinstance(elts[i], ast.Constant):
+        value = elts[i].value  # type: ignore[attr-defined]
+        if value in {"-c", "-m"}:
+            return i + 1 < len(elts)
+        if not (isinstance(value, str) and value.startswith("-")):
+            return False
+        i += 2 if value in {"-X", "-W"} else 1  # the flag's own value
+    # a script path computed by mlopsctl itself (a call such as str(Path(__file__)))
+    return i < len(elts) and isinstance(elts[i], ast.Call)
 
 
 def _list_problems(args: ast.expr | None, params: set[str], where: str) -> list[str]:

@@ -271,10 +271,9 @@ def test_a_time_limit_is_a_finding_for_the_render_and_promtool(
 def _poison_render_cache(root: Path, cache: Path) -> Path:
     """An entry for this repository's answers that says they generate nothing: used, every
     generated file would be reported as no longer generated."""
-    from mlopsctl.state import read_state, source_key
+    from mlopsctl.layout import recorded_floor, source_key
 
-    floor = (read_state(root) or {}).get("tier_floor")
-    key = source_key((root / "mlopsctl.yaml").read_bytes(), floor)
+    key = source_key((root / "mlopsctl.yaml").read_bytes(), recorded_floor(root))
     entry = cache / "mlopsctl" / "render" / f"{key}.json"
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text(json.dumps({"files": {}}))

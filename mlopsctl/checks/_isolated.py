@@ -40,6 +40,7 @@ TIMEOUT_ENV = "MLOPSCTL_CHECK_TIMEOUT"
 OUTPUT_LIMIT = 16 * 1024 * 1024  # bytes of a child's standard output read back
 ERROR_LIMIT = 64 * 1024  # bytes of the end of its standard error
 _PACKAGE = Path(__file__).resolve().parent.parent
+_BOOT = Path(__file__).resolve()  # this file: the child runs it as its script
 _GRACE = 10  # seconds past its time limit at which a Python child stops itself
 _running: set[subprocess.Popen[bytes]] = set()
 _running_lock = threading.Lock()
@@ -129,7 +130,7 @@ def run(
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
             proc = subprocess.Popen(
-                argv,
+                [*argv],  # a launcher: its callers' lists are held to the no-shell rule
                 cwd=str(home),
                 env=child_env,
                 stdin=subprocess.DEVNULL,
@@ -195,8 +196,12 @@ def python(
 ) -> Outcome:
     """Run mlopsctl's module ``module`` (``python -m`` style) isolated, see the module doc."""
     stop = str(math.ceil(limit) + _GRACE)
-    argv = [sys.executable, "-I", "-B", "-X", "utf8", str(Path(__file__).resolve()), stop, module]
-    return run([*argv, *args], scratch, limit=limit, env=env)
+    return run(
+        [sys.executable, "-I", "-B", "-X", "utf8", str(_BOOT), stop, module, *args],
+        scratch,
+        limit=limit,
+        env=env,
+    )
 
 
 @contextlib.contextmanager
