@@ -17,18 +17,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mlopsctl init demo --defaults --force
 
-## The whole test suite, slow end-to-end layers included
-test: $(STAMP)
+## What CI runs: lint, type checks, then the whole test suite, slow end-to-end layers included
+test: lint type
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-## The inner loop: everything but the slow end-to-end layers
+## The inner loop: the tests but the slow end-to-end layers, nothing else
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
+## ruff (lint and format) and the import layering contracts in pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check mlopsctl tests benchmarks
 	$(BIN)/ruff format --check mlopsctl tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 
+## mypy --strict
 type: $(STAMP)
 	$(BIN)/mypy
 

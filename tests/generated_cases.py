@@ -6,7 +6,6 @@ stack choices directly (as the rule catalog may decide them) to reach every temp
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ from mlopsctl.rules.components import components
 from mlopsctl.rules.engine import evaluate
 from tests.conftest import make_requirements
 
-# Upstream schemas: ../shared beside the clone (as in CI); MLOPSCTL_SHARED points elsewhere.
-SHARED = Path(os.environ.get("MLOPSCTL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-SCHEMAS = SHARED / "schemas"
+# Upstream schemas the tests check generated files against, vendored unchanged (see its README).
+SCHEMAS = Path(__file__).resolve().parent / "fixtures" / "upstream"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from mlopsctl.checks import validate
 from mlopsctl.checks._crd import root_schema
 from mlopsctl.checks.consistency import _compared_kind, promql_metrics
 from mlopsctl.checks.policy import image_problem
+from tests.generated_cases import SCHEMAS
 
 
 @pytest.mark.parametrize(
@@ -156,12 +156,25 @@ def test_ci_script_references(script: str, refs: list[str]) -> None:
     assert [v for kind, v in _references(script) if kind == "file"] == refs
 
 
-def _shared_schemas() -> Path | None:
+def test_upstream_schemas_are_inside_the_repository_and_unchanged() -> None:
+    """A fresh clone alone runs the suite: the upstream schemas are vendored under tests/, each
+    file exactly the one its SHA256SUMS line records."""
+    import hashlib
+
     repo = Path(__file__).resolve().parent.parent
-    for base in (repo.parent, repo.parent.parent, Path("/work")):
-        if (base / "shared" / "schemas" / "kserve").is_dir():
-            return base / "shared" / "schemas"
-    return None
+    assert SCHEMAS.resolve().is_relative_to(repo)
+    recorded = {}
+    for line in (SCHEMAS / "SHA256SUMS").read_text("utf-8").splitlines():
+        digest, name = line.split(maxsplit=1)
+        recorded[name] = digest
+    present = {
+        p.relative_to(SCHEMAS).as_posix()
+        for p in SCHEMAS.rglob("*")
+        if p.is_file() and p.name not in {"README.md", "SHA256SUMS"}
+    }
+    assert set(recorded) == present
+    for name, digest in recorded.items():
+        assert hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_shipped_schemas_match_upstream() -> None:
@@ -170,22 +183,18 @@ def test_shipped_schemas_match_upstream() -> None:
     from mlopsctl.checks._crd import build_shipped_kserve
     from mlopsctl.checks.schemas import SHIPPED
 
-    shared = _shared_schemas()
-    if shared is None:
-        # CI always has ../shared beside the clone: there a missing copy fails instead.
-        assert not os.environ.get("CI"), "../shared/schemas is missing beside this checkout"
-        pytest.skip("the upstream schemas (shared/schemas) are not beside this checkout")
-    crd = shared / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+    crd = SCHEMAS / "kserve" / "serving.kserve.io_inferenceservices.yaml"
     shipped = (SHIPPED / "kserve" / "inferenceservice-v1beta1.json").read_text("utf-8")
     assert shipped == build_shipped_kserve(crd)
-    for upstream in sorted((shared / "grafana").glob("*.json")):
+    upstream_grafana = sorted((SCHEMAS / "grafana").glob("*.json"))
+    assert [p.name for p in upstream_grafana] == sorted(
+        p.name for p in (SHIPPED / "grafana").glob("*.json")
+    )
+    for upstream in upstream_grafana:
         assert (SHIPPED / "grafana" / upstream.name).read_bytes() == upstream.read_bytes()
-    assert (SHIPPED / "grafana" / "LICENSE").read_bytes() == (
-        shared / "grafana" / "LICENSE"
-    ).read_bytes()
-    assert (SHIPPED / "kserve" / "LICENSE").read_bytes() == (
-        shared / "kserve" / "LICENSE"
-    ).read_bytes()
+    for ecosystem in ("grafana", "kserve"):
+        shipped_licence = (SHIPPED / ecosystem / "LICENSE").read_bytes()
+        assert shipped_licence == (SCHEMAS / ecosystem / "LICENSE").read_bytes()
 
 
 def test_metrics_in_collapsed_rows_are_checked(tmp_path: Path) -> None:
