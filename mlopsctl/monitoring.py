@@ -118,8 +118,7 @@ def queries(project: str, kserve: bool) -> dict[str, str]:
     bucket = f"{m['latency']}_bucket{{{m['selector']}}}"
     for q in ("0.50", "0.95", "0.99"):
         out[f"latency_p{q[2:]}_ms"] = (
-            f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE_WINDOW}])))"
-            + m["scale"]
+            f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE_WINDOW}])))" + m["scale"]
         )
     total = f"sum(rate({m['requests']}{{{m['selector']}}}[{RATE_WINDOW}]))"
     errors = f"sum(rate({m['requests']}{{{m['errors_selector']}}}[{RATE_WINDOW}]))"
