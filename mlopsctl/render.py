@@ -28,7 +28,7 @@ from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_document, json_value, yaml_value
 from mlopsctl.interrupts import Progress, current, held, redeliver
-from mlopsctl.monitoring import runtime_latency_metric, serving_table
+from mlopsctl.monitoring import monitoring_contract, runtime_latency_metric, serving_table
 
 TEMPLATE_VERSION = "1"
 ANSWERS_FILE = "mlopsctl.yaml"
@@ -154,7 +154,6 @@ def _serving(design: StackDesign) -> dict[str, Any]:
 
 def context(design: StackDesign) -> dict[str, Any]:
     """Everything the template sees. ``yv``/``jv`` are the only ways values reach YAML/JSON."""
-    from mlopsctl.monitoring import monitoring_contract
     from mlopsctl.names import resource_names
     from mlopsctl.requirements import answers_json_schema
     from mlopsctl.rules.model import catalog_digest
