@@ -28,6 +28,7 @@ from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_document, json_value, yaml_value
 from mlopsctl.interrupts import Progress, current, held, redeliver
+from mlopsctl.monitoring import monitoring_contract, runtime_latency_metric, serving_table
 
 TEMPLATE_VERSION = "1"
 ANSWERS_FILE = "mlopsctl.yaml"
@@ -114,43 +115,9 @@ def answers_yaml(design: StackDesign) -> str:
     return out.getvalue()
 
 
-@lru_cache(maxsize=1)
-def serving_table() -> dict[str, Any]:
-    """Per-framework serving facts (KServe model format, runtime, exported metrics)."""
-    import yaml
-
-    data: dict[str, Any] = yaml.safe_load(
-        (Path(__file__).parent / "data" / "serving.yaml").read_text(encoding="utf-8")
-    )
-    return data
-
-
 def flags(design: StackDesign) -> dict[str, bool]:
     """Component switches the templates branch on: the design's ``components``, as decided."""
     return design.components.model_dump()
-
-
-def _names(design: StackDesign) -> dict[str, str]:
-    name = design.requirements.project_name
-    return {
-        "project": name,
-        "model": name,
-        "namespace": name,
-        "predictor_service": f"{name}-predictor",
-        "shadow": f"{name}-shadow",
-        "mlflow": f"{name}-mlflow",
-        "batch": f"{name}-batch",
-        "secret_mlflow": f"{name}-mlflow",
-        "secret_storage": f"{name}-storage",
-        "bucket": "mlops-artifacts",
-        "artifact_root": f"s3://mlops-artifacts/{name}",
-        "storage_uri": f"s3://mlops-artifacts/{name}/serving/champion",
-        "shadow_storage_uri": f"s3://mlops-artifacts/{name}/serving/challenger",
-        "tracking_uri": f"http://{name}-mlflow:5000",
-        "image_registry": f"registry.example.com/{name}",
-        "mlflow_server_image": f"registry.example.com/{name}/mlflow-server",
-        "model_image": f"registry.example.com/{name}/model",
-    }
 
 
 def _canary_percent(design: StackDesign) -> int:
@@ -175,18 +142,19 @@ def _serving(design: StackDesign) -> dict[str, Any]:
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
     fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
+    fw["runtime_latency_metric"] = runtime_latency_metric(design.requirements.framework)
     return {
         "cpu_cores": _cpu_cores(design.sizing.cpu_limit),
         "memory_gb": _memory_gb(design.sizing.memory_limit),
         "canary_percent": _canary_percent(design),
         "framework": fw,
         "mlserver": table["mlserver"],
-        "pushed": table["pushed_metrics"],
     }
 
 
 def context(design: StackDesign) -> dict[str, Any]:
     """Everything the template sees. ``yv``/``jv`` are the only ways values reach YAML/JSON."""
+    from mlopsctl.names import resource_names
     from mlopsctl.requirements import answers_json_schema
     from mlopsctl.rules.model import catalog_digest
 
@@ -204,7 +172,8 @@ def context(design: StackDesign) -> dict[str, Any]:
         "req": design_dict["requirements"],
         "design": design_dict,
         "flags": flags(design),
-        "names": _names(design),
+        "names": resource_names(design.requirements.project_name),
+        "monitoring": monitoring_contract(design),
         "serving": _serving(design),
         "versions": versions(),
         "state": state,

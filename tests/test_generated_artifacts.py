@@ -249,14 +249,30 @@ def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
             "ModelServingDown": "P0",
             "ModelLatencyP95High": "P1",
             "ModelErrorRateHigh": "P1",
-            "ModelErrorRateCritical": "P0",
+            # ALR001: error-rate-critical is a P1 that pages (notify: page).
+            "ModelErrorRateCritical": "P1",
         }
     assert {n: r["labels"]["severity"] for n, r in by_name.items()} == expected
+    notify = {
+        "ModelServingDown": "page",
+        "ModelLatencyP95High": "alert",
+        "ModelErrorRateHigh": "alert",
+        "ModelErrorRateCritical": "page",
+        "ModelFeatureDrift": "chat",
+        "ModelDriftRetrainingNeeded": "chat",
+        "ModelRetrainingFailed": "ticket",
+    }
+    assert all(r["labels"]["notify"] == notify[r["alert"]] for r in rules)
     for rule in rules:
         assert (root / rule["annotations"]["runbook_url"]).is_file(), rule["alert"]
     routing = docs_of(root / "monitoring" / "alertmanager.yaml")[0]
-    severities = {r["matchers"][0] for r in routing["route"]["routes"]}
-    assert severities == {f'severity="P{i}"' for i in range(4)}
+    routes = {r["matchers"][0]: r["receiver"] for r in routing["route"]["routes"]}
+    assert routes == {
+        'notify="page"': "pager",
+        'notify="alert"': "oncall-alerts",
+        'notify="chat"': "chat",
+        'notify="ticket"': "team-ticket",
+    }
     text = (root / "monitoring" / "alertmanager.yaml").read_text()
     for receiver in routing["receivers"]:
         for configs in receiver.values():
@@ -314,14 +330,12 @@ def test_dashboard_passes_grafana_schema_and_queries_exported_metrics(
     exported = (
         KNATIVE
         if flags(design)["kserve"]
-        else {table["mlserver"]["requests_metric"], table["mlserver"]["latency_metric"] + "_bucket"}
+        else {"rest_server_requests_total", "rest_server_requests_duration_seconds_bucket"}
     )
     fw = table["frameworks"][design.requirements.framework]
-    exported = (
-        exported
-        | {fw["runtime_latency_metric"] + "_bucket"}
-        | set(table["pushed_metrics"].values())
-    )
+    runtime = fw["runtime_latency_metric"] or "rest_server_requests_duration_seconds"
+    pushed = json.loads((root / "config" / "project.json").read_text())["pushed_metrics"]
+    exported = exported | {runtime + "_bucket"} | set(pushed.values())
     titles = set()
     for panel in dashboard["panels"]:
         titles.add(panel["title"])

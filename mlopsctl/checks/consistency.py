@@ -14,6 +14,7 @@ from mlopsctl.checks._model import CheckSpec, KeyPath
 from mlopsctl.checks._repo import SourceFile
 from mlopsctl.checks.schemas import _panels as panels
 from mlopsctl.checks.schemas import dashboards, rule_groups, workflow_files
+from mlopsctl.monitoring import REPLICAS_AVAILABLE, SERVING_METRICS
 
 # --- PromQL metric names ------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ def metrics_defined(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     queries = list(_queries(ctx))
     if not queries:
         return
-    known: set[str] = set()
+    known: set[str] = {*SERVING_METRICS, REPLICAS_AVAILABLE}  # what the generated serving exports
     for group in (spec.parameters.get("runtime_metrics") or {}).values():
         known.update(group)
     known.update(project_metrics(ctx))

@@ -7,23 +7,17 @@ Everything here follows from the stack the rules chose; nothing here decides.
 from __future__ import annotations
 
 from mlopsctl.design import QuickStart, Stack
+from mlopsctl.monitoring import queries
+from mlopsctl.names import resource_names
 from mlopsctl.requirements import Requirements
 
 CHAMPION_ALIAS = "champion"
-
-# Prometheus metrics exported by the KServe model server (request_predict_seconds is its
-# prediction latency histogram) and by the generated drift job (feature_drift_psi).
-LATENCY_METRIC = "request_predict_seconds"
-ERRORS_METRIC = "request_predict_errors_total"
-DRIFT_METRIC = "feature_drift_psi"
 
 
 def _tracking_uri(req: Requirements, stack: Stack) -> str:
     name = req.project_name
     if stack.tracking == "mlflow":
-        if req.kubernetes and req.governance_level != "experimental":
-            return "http://mlflow.mlflow.svc.cluster.local:5000"
-        return "sqlite:///mlflow.db"
+        return resource_names(name)["tracking_uri"]  # the repository's tracking server
     return {
         "databricks": "databricks",
         "sagemaker": "arn:aws:sagemaker:<region>:<account-id>:mlflow-tracking-server/" + name,
@@ -32,20 +26,12 @@ def _tracking_uri(req: Requirements, stack: Stack) -> str:
         "vertex_ai": f"vertex-ai-experiments://<gcp-project>/<region>/{name}",
         "neptune": f"neptune://<workspace>/{name}",
         "wandb": f"wandb://<entity>/{name}",
-    }.get(stack.tracking, "sqlite:///mlflow.db")
+    }.get(stack.tracking, resource_names(name)["tracking_uri"])
 
 
 def _artifact_store(req: Requirements) -> str:
-    name = req.project_name
-    if req.cloud == "aws":
-        return f"s3://{name}-mlflow-artifacts"
-    if req.cloud == "gcp":
-        return f"gs://{name}-mlflow-artifacts"
-    if req.cloud == "azure":
-        return f"wasbs://mlflow@<storage-account>.blob.core.windows.net/{name}"
-    if req.kubernetes and req.governance_level != "experimental":
-        return f"s3://{name}-mlflow-artifacts"
-    return "./mlruns"
+    """Where the repository's tracking server keeps artifacts."""
+    return resource_names(req.project_name)["artifact_root"]
 
 
 def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
@@ -120,27 +106,20 @@ CLOUD_METRICS: dict[str, dict[str, str]] = {
 
 
 def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
-    job = req.project_name
+    """The queries of the monitoring contract, on the labels the generated manifests set."""
+    name = req.project_name
+    contract = queries(name, kserve=req.kubernetes and stack.serving == "kserve")
+    drift = {"drift_psi_max": contract["drift_psi_max"]}
     if stack.monitoring == "cloud" and stack.serving in CLOUD_METRICS:
-        cloud = {k: v.format(name=job) for k, v in CLOUD_METRICS[stack.serving].items()}
-        return {**cloud, "drift_psi_max": f'max({DRIFT_METRIC}{{job="{job}"}})'}
-    out = {
-        "drift_psi_max": f'max({DRIFT_METRIC}{{job="{job}"}})',
-    }
+        return {k: v.format(name=name) for k, v in CLOUD_METRICS[stack.serving].items()} | drift
     if stack.deployment_pattern in {"online", "hybrid"}:
-        out = {
-            "latency_p95_ms": (
-                f"histogram_quantile(0.95, sum by (le) (rate({LATENCY_METRIC}_bucket"
-                f'{{job="{job}"}}[5m]))) * 1000'
-            ),
-            "error_rate": (
-                f'sum(rate({ERRORS_METRIC}{{job="{job}"}}[5m])) / '
-                f'sum(rate({LATENCY_METRIC}_count{{job="{job}"}}[5m]))'
-            ),
-            "requests_per_second": f'sum(rate({LATENCY_METRIC}_count{{job="{job}"}}[5m]))',
-            **out,
+        return {
+            "latency_p95_ms": contract["latency_p95_ms"],
+            "error_rate": contract["error_rate"],
+            "requests_per_second": contract["requests_per_second"],
+            **drift,
         }
-    return out
+    return drift
 
 
 def quickstart(req: Requirements, stack: Stack, governance: list[str]) -> QuickStart:

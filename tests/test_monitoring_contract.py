@@ -1,0 +1,158 @@
+"""The monitoring contract and the name table: computed once, read everywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlopsctl import monitoring
+from mlopsctl.design import StackDesign
+from mlopsctl.names import resource_names
+from mlopsctl.render import generate
+from mlopsctl.rules.engine import evaluate
+from tests.conftest import make_requirements
+
+ROOT = Path(__file__).resolve().parents[1]
+Project = tuple[StackDesign, Path]
+
+
+@pytest.fixture(
+    scope="module", params=[{}, {"kubernetes": False}, {"governance_level": "experimental"}]
+)
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    design = evaluate(make_requirements(**request.param))
+    dest = tmp_path_factory.mktemp("contract") / "repo"
+    generate(design, dest)
+    return design, dest
+
+
+def _rules(dest: Path) -> dict[str, Any]:
+    doc = yaml.safe_load((dest / "monitoring" / "alerts.yaml").read_text())
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+
+
+def test_quickstart_queries_are_the_generated_queries(project: Project) -> None:
+    """The quick start watched `job=` labels no manifest sets and a drift metric nobody pushes."""
+    design, dest = project
+    queries = design.quickstart.monitoring_queries
+    config = json.loads((dest / "config" / "monitoring.json").read_text())
+    generated = {m["name"]: m["query"] for m in config["metrics"]}
+    assert queries["latency_p95_ms"] == generated["prediction_latency_ms"]
+    assert queries["error_rate"] == generated["prediction_error_rate"]
+    assert queries["requests_per_second"] == generated["predictions_per_second"]
+    assert queries["drift_psi_max"] == generated["feature_drift_psi"]
+    assert all("job=" not in q for q in queries.values())
+    pushed = json.loads((dest / "config" / "project.json").read_text())["pushed_metrics"]
+    assert queries["drift_psi_max"].startswith(f"max({pushed['drift_psi']}{{")
+    assert pushed["drift_psi"] == "model_feature_drift_psi"
+
+
+def test_quickstart_labels_are_those_of_the_manifests(project: Project) -> None:
+    design, dest = project
+    latency = design.quickstart.monitoring_queries["latency_p95_ms"]
+    name = design.requirements.project_name
+    if design.components.kserve:
+        isvc = yaml.safe_load((dest / "k8s" / "inferenceservice.yaml").read_text())
+        assert f'service_name="{isvc["metadata"]["name"]}-predictor"' in latency
+    else:
+        assert f'app="{name}"' in latency
+
+
+def test_quickstart_tracking_uri_and_artifact_store_are_the_repositorys(project: Project) -> None:
+    design, dest = project
+    tracking = json.loads((dest / "config" / "experiment-tracking.json").read_text())
+    assert design.quickstart.tracking_uri == tracking["tracking_uri"]
+    assert design.quickstart.artifact_store == tracking["default_artifact_root"]
+
+
+def test_alert_priorities_and_channels_come_from_the_rules(project: Project) -> None:
+    """ModelErrorRateCritical was written as P0 by hand; ALR001 decides P1 with a page."""
+    design, dest = project
+    rules = _rules(dest)
+    decided = {a.name: a for a in design.alerts}
+    assert rules, "no alert rules generated"
+    for alert in monitoring.alerts(
+        design, monitoring.queries(design.requirements.project_name, design.components.kserve)
+    ):
+        rule = rules[alert["name"]]
+        assert rule["labels"]["severity"] == decided[alert["decided_as"]].priority
+        assert rule["labels"]["notify"] == decided[alert["decided_as"]].notify
+    if design.components.online:
+        assert rules["ModelErrorRateCritical"]["labels"] == {
+            "severity": decided["error-rate-critical"].priority,
+            "notify": "page",
+            "model": design.requirements.project_name,
+        }
+    manager = yaml.safe_load((dest / "monitoring" / "alertmanager.yaml").read_text())
+    receivers = {r["name"] for r in manager["receivers"]}
+    routes = {r["matchers"][0]: r["receiver"] for r in manager["route"]["routes"]}
+    for rule in rules.values():
+        receiver = routes[f'notify="{rule["labels"]["notify"]}"']
+        assert receiver in receivers
+    assert routes['notify="page"'] == "pager"
+
+
+def test_templates_read_resource_names_from_the_table() -> None:
+    """No template spells a resource-name suffix after the project name by hand."""
+    for path in (ROOT / "templates").rglob("*.jinja"):
+        text = path.read_text()
+        assert not re.search(r'project_name ~ "[-#]', text), path
+        assert not re.search(r'"#" ~ req\.project_name', text), path
+
+
+def _spelled(value: str, text: str) -> bool:
+    """A metric name anywhere; a suffix as the end of a string ('"-mlflow"', '{name}-mlflow"')."""
+    if value[0].isalpha():
+        return re.search(rf"\b{re.escape(value)}\b", text) is not None
+    return re.search(r'[}"]' + re.escape(value) + '"', text) is not None
+
+
+def _defined_values() -> dict[str, str]:
+    """Metric names and resource-name suffixes the contract and the name table define."""
+    out = {m: "mlopsctl/monitoring.py" for m in monitoring.METRICS}
+    probe = "zz-probe"
+    for value in resource_names(probe).values():
+        if value.startswith(probe) and value != probe:
+            out[value[len(probe) :]] = "mlopsctl/names.py"
+    out[monitoring.KNATIVE_FIRST_DEPLOYMENT] = "mlopsctl/monitoring.py"
+    return out
+
+
+def test_each_metric_name_and_suffix_is_defined_once() -> None:
+    values = _defined_values()
+    assert "model_feature_drift_psi" in values and "-mlflow" in values and "-predictor" in values
+    files = [
+        p
+        for top in ("templates", "mlopsctl")
+        for p in (ROOT / top).rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".jinja", ".yaml", ".yml", ".json", ".md"}
+        and "/schemas/" not in p.as_posix()
+    ]
+    assert len(files) > 50
+    found: dict[str, set[str]] = {v: set() for v in values}
+    for path in files:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        # Comments may name what the code defines elsewhere (Python and YAML comments).
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+        rel = path.relative_to(ROOT).as_posix()
+        for value in values:
+            if _spelled(value, text):
+                found[value].add(rel)
+    for value, home in values.items():
+        assert found[value] == {home}, (value, sorted(found[value]))
+
+
+def test_the_grep_sees_a_metric_or_suffix_spelled_outside_the_contract() -> None:
+    """The check above is not a tautology: the spellings the templates used are found."""
+    old = 'expr: max(model_feature_drift_psi{model="x"})\n'
+    old += 'name: {{ yv(req.project_name ~ "-mlflow") }}'
+    assert _spelled("model_feature_drift_psi", old)
+    assert _spelled("-mlflow", old)
+    assert _spelled("-mlflow", 'f"{project}-mlflow"')
+    assert not _spelled("-model", 'f"{project}-model-quality"')
