@@ -22,7 +22,7 @@ from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
-from mlopsctl.checks._repo import SourceFile
+from mlopsctl.checks._repo import SourceFile, read_bounded
 from mlopsctl.state import code_digest, read_state, source_key
 
 
@@ -85,7 +85,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def _rendered(answers: Path) -> dict[str, Any]:
     """{"files": {rel: text}} or {"error": message}, from the cache or a fresh render."""
     floor = (read_state(answers.parent) or {}).get("tier_floor")
-    key = source_key(answers.read_bytes(), floor if isinstance(floor, str) else None)
+    key = source_key(read_bounded(answers) or b"", floor if isinstance(floor, str) else None)
     cache = _cache_dir()
     if cache is not None and (cache / f"{key}.json").is_file():
         try:
@@ -128,6 +128,9 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             ".mlopsctl/state.json)",
         )
         return
+    if answers.read_bytes() is None:
+        ctx.note(spec.id, f"skipped: mlopsctl.yaml is not read ({answers.unread or 'unreadable'})")
+        return
     if _as_last_generated(ctx, answers):
         return
     result = _rendered(answers.path)
@@ -159,11 +162,7 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         if committed is None:
             yield Hit(rel, None, "generated file is missing")
             continue
-        try:
-            same = committed.path.read_bytes() == generated
-        except OSError:
-            same = False
-        if not same:
+        if committed.read_bytes() != generated:
             line = _first_difference(committed.text, text) if committed.text is not None else None
             yield Hit(rel, line, "differs from what mlopsctl.yaml generates")
     for rel in sorted(set(base or ()) - set(rendered)):
@@ -184,12 +183,13 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
         return False
     try:
         if source != source_key(
-            answers.path.read_bytes(), floor if isinstance(floor, str) else None
+            answers.read_bytes() or b"", floor if isinstance(floor, str) else None
         ):
             return False
         for rel, digest in own.items():
             f = ctx.repo.get(str(rel))
-            if f is None or hashlib.sha256(f.path.read_bytes()).hexdigest() != digest:
+            raw = f.read_bytes() if f is not None else None
+            if raw is None or hashlib.sha256(raw).hexdigest() != digest:
                 return False
     except OSError:
         return False
