@@ -48,7 +48,7 @@ def checks_md() -> str:
         "",
         "A YAML or JSON file past a limit is not parsed and gets an MLV001 finding naming the "
         "limit; so does one that YAML aliases make refer to itself. YAML aliases are expanded in "
-        "the count of values, so an entity-expansion (\"billion laughs\") file is refused before "
+        'the count of values, so an entity-expansion ("billion laughs") file is refused before '
         "anything is built from it. Paths that are not regular files (a FIFO, a device such as "
         "`/dev/zero`, a socket) and symlinks that lead outside the repository are never opened: "
         "an MLV001 finding for a YAML or JSON file, a note for any other file. Other files "
