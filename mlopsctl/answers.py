@@ -57,7 +57,10 @@ class AnswerSet:
 
 def _plain(node: Any) -> Any:
     """Turn ruamel's round-trip containers and scalars into plain Python values."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+
+    if isinstance(node, TaggedScalar):  # !!str, the one tag ruamel keeps (others are refused)
+        return str(node.value)
 
     if isinstance(node, CommentedMap | dict):
         return {str(k) if isinstance(k, str) else k: _plain(v) for k, v in node.items()}
@@ -82,6 +85,15 @@ _ALLOWED_TAGS = frozenset(
 MAX_DEPTH = 8  # the deepest valid answer is two levels down (scale_requirements.rps)
 MAX_NODES = 10_000
 MAX_STRING_CHARS = 4096
+MAX_NUMBER_CHARS = 100  # the largest valid answer has a dozen digits
+_CORE = "tag:yaml.org,2002:"
+# What a tagged scalar's text must read as (YAML 1.2 core schema) for the tag to apply.
+_TAG_READS_AS = {
+    f"{_CORE}int": {f"{_CORE}int"},
+    f"{_CORE}float": {f"{_CORE}int", f"{_CORE}float"},
+    f"{_CORE}bool": {f"{_CORE}bool"},
+    f"{_CORE}null": {f"{_CORE}null"},
+}
 # C0 and C1 control characters other than tab and newline, NUL among them, and surrogates (what
 # undecodable bytes in a command-line argument become).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -109,6 +121,10 @@ def _check_events(text: str, source: str, numbers: bool = False) -> None:
         NodeEvent,
         ScalarEvent,
     )
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    resolver = VersionedResolver(version=(1, 2))
 
     # One frame per open collection: [is_mapping, next node is a key, current key or index].
     stack: list[list[Any]] = []
@@ -157,6 +173,26 @@ def _check_events(text: str, source: str, numbers: bool = False) -> None:
             )
         if nodes > MAX_NODES:
             raise problem(event, f"more than {MAX_NODES} values", "answers files are small")
+        if isinstance(event, ScalarEvent):
+            reads_as = str(resolver.resolve(ScalarNode, event.value, (True, False)))
+            if tag is not None and str(tag) in _TAG_READS_AS:
+                if reads_as not in _TAG_READS_AS[str(tag)]:
+                    name = str(tag).removeprefix(_CORE)
+                    raise problem(
+                        event,
+                        f"{_show(event.value)} is not a valid !!{name}",
+                        "remove the tag, or write a value of that type",
+                    )
+            elif tag is not None or event.style is not None:
+                reads_as = f"{_CORE}str"
+            numeric = reads_as in {f"{_CORE}int", f"{_CORE}float"}
+            if numeric and len(event.value) > MAX_NUMBER_CHARS:
+                raise problem(
+                    event,
+                    f"a number of {len(event.value)} characters; answers take numbers of at "
+                    f"most {MAX_NUMBER_CHARS}",
+                    "write the number out in full, e.g. 200 or 0.5",
+                )
         if numbers and isinstance(event, ScalarEvent) and event.style is None:
             try:
                 YAML(typ="rt", pure=True).load(io.StringIO(event.value))
@@ -180,7 +216,7 @@ def _check_events(text: str, source: str, numbers: bool = False) -> None:
 
 def _check_tree(node: Any, prefix: Path_, source: str, line: int | None) -> None:
     """Every key a string, every string free of control characters and of bounded length."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
     def where(key: Any) -> int | None:
         lc = getattr(node, "lc", None)
@@ -214,6 +250,8 @@ def _check_tree(node: Any, prefix: Path_, source: str, line: int | None) -> None
             _check_tree(item, (*prefix, str(index)), source, at)
     elif isinstance(node, str):
         check_string(node, prefix, source, line)
+    elif isinstance(node, TaggedScalar):  # a !!str scalar
+        check_string(str(node.value), prefix, source, line)
 
 
 def check_string(value: str, path: Path_, source: str | None, line: int | None = None) -> None:

@@ -275,6 +275,15 @@ class Requirements(BaseModel):
             )
         return value
 
+    @field_validator("maturity_level", mode="before")
+    @classmethod
+    def _whole_level(cls, value: Any) -> Any:
+        # The choices are integers, and True == 1 == 1.0 in Python: without this, `true` and
+        # `1.0` would pass for level 1.
+        if type(value) is not int:
+            raise ValueError(f"{value!r} is not a level; write 0, 1 or 2 as a whole number")
+        return value
+
     @field_validator("existing_stack", "regulations")
     @classmethod
     def _no_duplicates(cls, value: list[str]) -> list[str]:

@@ -49,7 +49,7 @@ def _answers_bytes(case: dict[str, Any]) -> bytes | None:
     if "answers_repeat" in case:
         spec = case["answers_repeat"]
         if "raw" in spec:
-            return (spec["raw"] * spec["count"]).encode("utf-8")
+            return (spec.get("prefix", "") + spec["raw"] * spec["count"]).encode("utf-8")
         return f'{spec["key"]}: "{spec["char"] * spec["count"]}"\n'.encode()
     return None
 
@@ -175,6 +175,9 @@ def _args(case: dict[str, Any], tmp: Path) -> list[str]:
         args += ["--answers", str(answers)]
     for option in case.get("set", []):
         args += ["--set", option]
+    if "set_repeat" in case:
+        spec = case["set_repeat"]
+        args += ["--set", spec["prefix"] + spec["raw"] * spec["count"]]
     return args
 
 

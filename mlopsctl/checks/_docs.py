@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlopsctl.checks._model import load_catalog
+from mlopsctl.checks._repo import LIMITS
 
 CATEGORIES = {
     "syntax": "Syntax",
@@ -48,6 +49,26 @@ def checks_md() -> str:
         "reports a finding. Results are cached in `$XDG_CACHE_HOME/mlopsctl/render` "
         "(`~/.cache` without it; `MLOPSCTL_NO_CACHE=1` turns caching off); a cache directory "
         "that is not the user's own, or that group or others can write to, is not used.",
+        "",
+        "## What validate reads",
+        "",
+        "The repository is untrusted input (a pull request nobody vetted): validate reads it "
+        "within these limits, so that no file can keep it busy for minutes or exhaust memory.",
+        "",
+        "| limit | value |",
+        "| --- | --- |",
+        *(f"| {what} | {value} |" for what, value in LIMITS),
+        "",
+        "A YAML or JSON file past a limit is not parsed and gets an MLV001 finding naming the "
+        "limit; so does one that YAML aliases make refer to itself. YAML aliases are expanded in "
+        'the count of values, so an entity-expansion ("billion laughs") file is refused before '
+        "anything is built from it. Paths that are not regular files (a FIFO, a device such as "
+        "`/dev/zero`, a socket) and symlinks that lead outside the repository are never opened: "
+        "an MLV001 finding for a YAML or JSON file, a note for any other file. Other files "
+        "larger than the limit per file are left out silently, like binary files. Past the "
+        "limits for the whole repository, the files after the limit get the finding.",
+        "",
+        "## Checks",
         "",
         "| id | name | category | title |",
         "| --- | --- | --- | --- |",

@@ -138,7 +138,7 @@ def suppressions(f: SourceFile) -> list[Suppression]:
             continue  # not in a comment: documentation that quotes the syntax
         ids = frozenset(p.strip() for p in m.group(1).split(",") if p.strip())
         reason = _COMMENT_END.sub("", m.group(2)).strip()
-        out.append(Suppression(ids, reason, text.count("\n", 0, m.start()) + 1))
+        out.append(Suppression(ids, reason, f.line_at(m.start())))
     return out
 
 

@@ -290,7 +290,7 @@ def drift_thresholds_match(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             if kind:
                 msg = check(kind, float(m.group(2)), m.group(1))
                 if msg:
-                    yield Hit(f.rel, f.text.count("\n", 0, m.start()) + 1, msg)  # type: ignore[union-attr]
+                    yield Hit(f.rel, f.line_at(m.start()), msg)
 
 
 # --- model names --------------------------------------------------------------------------------

@@ -393,7 +393,7 @@ def literal_secret(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                 re.MULTILINE,
             ):
                 if not _is_reference(m.group(2)):
-                    lineno = f.text.count("\n", 0, m.start()) + 1
+                    lineno = f.line_at(m.start())
                     yield from once(Hit(f.rel, lineno, f"{m.group(1)} set to a literal value"))
         elif (
             (f.is_yaml or f.is_json)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._jsonschema import SchemaValidator
 from mlopsctl.checks._model import CheckSpec
-from mlopsctl.checks._repo import KubeObject, SourceFile
+from mlopsctl.checks._repo import KubeObject, Repo, SourceFile, read_bounded
 
 SHIPPED = Path(__file__).resolve().parent.parent / "schemas" / "validate"
 MAX_ERRORS_PER_OBJECT = 10
@@ -532,7 +532,7 @@ def prometheus_rules(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         bad = {h.path for h in structural}
         files = {k: v for k, v in files.items() if v[0] not in bad}
         for t in tests:
-            yield from promtool_test(t)
+            yield from promtool_test(t, ctx.repo)
         if not files:
             return
         by_rel_extracted = {files[k][0]: line for k, line in extracted.items() if k in files}
@@ -556,12 +556,26 @@ def rule_test_files(ctx: Context) -> list[SourceFile]:
     ]
 
 
-def promtool_test(f: SourceFile) -> Iterator[Hit]:
+def promtool_test(f: SourceFile, repo: Repo) -> Iterator[Hit]:
     """``promtool test rules FILE`` (run beside the file: rule_files are relative to it). The
     outcome is cached by the contents of the test file and its rule files, and the promtool
-    binary: evaluating alerts over time takes a few hundred milliseconds."""
+    binary: evaluating alerts over time takes a few hundred milliseconds. Not run when a rule
+    file is not one of the repository's files (outside it, a device, a FIFO, too large)."""
     from mlopsctl.checks.sync import cached
 
+    doc = f.docs[0] if f.docs and isinstance(f.docs[0], dict) else {}
+    for name in doc.get("rule_files") or []:
+        try:
+            target = (f.path.parent / str(name)).resolve()
+            exists = target.exists()
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+            target, exists = f.path.parent, True
+        rel = target.relative_to(repo.root).as_posix() if target.is_relative_to(repo.root) else ""
+        rule = repo.get(rel)
+        if exists and (rule is None or rule.unread is not None):
+            message = f"rule file {name} is not a file of the repository that validate reads"
+            yield Hit(f.rel, None, f"promtool test rules not run: {message}")
+            return
     result = cached(
         f"promtool-test-{_promtool_test_key(f)}",
         lambda: _promtool_test(f),
@@ -579,7 +593,7 @@ def _promtool_test_key(f: SourceFile) -> str:
 
     from mlopsctl.checks._isolated import program
 
-    h = hashlib.sha256(os.path.abspath(f.path).encode() + b"\0" + f.path.read_bytes())
+    h = hashlib.sha256(os.path.abspath(f.path).encode() + b"\0" + (f.read_bytes() or b""))
     binary = Path(program("promtool") or "promtool")
     try:
         st = binary.stat()
@@ -588,11 +602,8 @@ def _promtool_test_key(f: SourceFile) -> str:
         h.update(b"no promtool")
     doc = f.docs[0] if f.docs and isinstance(f.docs[0], dict) else {}
     for name in doc.get("rule_files") or []:
-        rule_file = f.path.parent / str(name)
-        try:
-            h.update(str(name).encode() + b"\0" + rule_file.read_bytes() + b"\0")
-        except OSError:
-            h.update(str(name).encode() + b"\0missing\0")
+        raw = read_bounded(f.path.parent / str(name))
+        h.update(str(name).encode() + b"\0" + (raw if raw is not None else b"missing") + b"\0")
     return h.hexdigest()
 
 
@@ -837,7 +848,15 @@ def _yaml12_loader() -> Any:
 
 
 def _yaml12_int(loader: Any, node: Any) -> int:
+    import yaml
+
+    from mlopsctl.checks._repo import MAX_INT_DIGITS
+
     text = str(loader.construct_scalar(node)).replace("_", "")
+    if len(text) > MAX_INT_DIGITS:  # octal and hex integers escape Python's int/str limit
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of more than {MAX_INT_DIGITS} digits", node.start_mark
+        )
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
     base = {"0b": 2, "0o": 8, "0x": 16}.get(digits[:2].lower(), 10)

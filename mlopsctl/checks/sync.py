@@ -24,7 +24,7 @@ from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
-from mlopsctl.checks._repo import SourceFile
+from mlopsctl.checks._repo import SourceFile, read_bounded
 from mlopsctl.layout import (
     LayoutError,
     State,
@@ -153,7 +153,7 @@ def _rendered(answers: Path) -> dict[str, Any]:
     fresh render."""
     from mlopsctl.checks._isolated import python, scratch_dir, time_limit, user_cache_base
 
-    key = source_key(answers.read_bytes(), recorded_floor(answers.parent))
+    key = source_key(read_bounded(answers) or b"", recorded_floor(answers.parent))
     cache = _cache_dir()
     if cache is not None:
         entry = _read_entry(cache / f"{key}.json")
@@ -208,6 +208,9 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     except LayoutError as exc:
         yield Hit(exc.file, None, exc.message)
         return
+    if answers.read_bytes() is None:
+        ctx.note(spec.id, f"skipped: mlopsctl.yaml is not read ({answers.unread or 'unreadable'})")
+        return
     if _as_last_generated(ctx, answers):
         return
     result = _rendered(answers.path)
@@ -242,11 +245,7 @@ def generated_in_sync(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         if committed is None:
             yield Hit(rel, None, "generated file is missing")
             continue
-        try:
-            same = committed.path.read_bytes() == generated
-        except OSError:
-            same = False
-        if not same:
+        if committed.read_bytes() != generated:
             line = _first_difference(committed.text, text) if committed.text is not None else None
             yield Hit(rel, line, "differs from what mlopsctl.yaml generates")
     for rel in sorted(set(base or ()) - set(rendered)):
@@ -265,11 +264,12 @@ def _as_last_generated(ctx: Context, answers: SourceFile) -> bool:
     if source is None:
         return False
     try:
-        if source != source_key(answers.path.read_bytes(), floor):
+        if source != source_key(answers.read_bytes() or b"", floor):
             return False
         for rel, digest in own.items():
             f = ctx.repo.get(str(rel))
-            if f is None or hashlib.sha256(f.path.read_bytes()).hexdigest() != digest:
+            raw = f.read_bytes() if f is not None else None
+            if raw is None or hashlib.sha256(raw).hexdigest() != digest:
                 return False
     except OSError:
         return False

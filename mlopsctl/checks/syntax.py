@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import re
@@ -11,31 +12,41 @@ from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
-from mlopsctl.checks._repo import SourceFile, helm_template
+from mlopsctl.checks._repo import SourceFile, helm_template, line_starts
 
 # A Jinja expression or statement as an unrendered copier/cookiecutter template leaves it.
 _EXPR = re.compile(r"\{\{-?[^{}\n]*?-?\}\}")
-_STMT = re.compile(r"\{%-?\s*[a-zA-Z_]+\b[^\n]*?-?%\}")
+# Bounded lengths keep the search linear on long lines full of unclosed openers.
+_STMT = re.compile(r"\{%-?\s*[a-zA-Z_]+\b[^\n]{0,300}?-?%\}")
 # Inside a Python string (not an f-string) only Jinja-shaped markers count: `{{ name }}` with a
 # space inside both braces, or a statement; `"{{x}}".format()` is a brace escape.
 _PY_EXPR = re.compile(r"\{\{-?\s+[A-Za-z_][\w.]*(\([^)]*\))?(\s*\|[^}]*)?\s+-?\}\}")
-_GH_EXPR = re.compile(r"\$\{\{.*?\}\}")
+_GH_EXPR = re.compile(r"\$\{\{.{0,1000}?\}\}")
 _CONFLICT = re.compile(r"^(<{7}|>{7}|\|{7})( |$)|^={7}$", re.MULTILINE)
 _SKIP_SUFFIXES = {".html", ".htm", ".rej", ".orig", ".svg", ".ipynb", ".lock"}
 
 
 @predicate()
 def parse_error(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
+    """YAML and JSON files that do not parse or are past a limit of the reader
+    (``mlopsctl/checks/_repo.py``). Other files that are not read get a note."""
     for f in ctx.repo.data_files():
         if helm_template(f.rel, ctx.repo.by_rel):
             continue
         if f.text is None:
-            if f.size > 0:
-                yield Hit(f.rel, None, "not UTF-8 text (or too large to read)")
+            if f.unread is not None:
+                yield Hit(f.rel, None, f"not read: {f.unread}")
+            elif f.size > 0:
+                yield Hit(f.rel, None, "not UTF-8 text")
             continue
         err = f.parse_error
         if err is not None:
             yield Hit(f.rel, err.line, err.message)
+    for u in ctx.repo.unread:
+        if u.is_data or u.limit:
+            yield Hit(u.rel, None, f"not read: {u.reason}")
+        else:
+            ctx.note(spec.id, f"not read: {u.rel}: {u.reason}")
 
 
 def _markers(text: str) -> Iterator[re.Match[str]]:
@@ -45,8 +56,9 @@ def _markers(text: str) -> Iterator[re.Match[str]]:
 
 def _line_hits(f: SourceFile, text: str) -> Iterator[Hit]:
     seen: set[int] = set()
+    starts = line_starts(text)
     for m in sorted(_markers(text), key=lambda m: m.start()):
-        line = text.count("\n", 0, m.start()) + 1
+        line = bisect.bisect_right(starts, m.start())
         if line not in seen:
             seen.add(line)
             yield Hit(f.rel, line, f"unrendered template marker {m.group(0)!r}")
@@ -67,7 +79,10 @@ def _go_template_context(doc: Any, path: tuple[str | int, ...]) -> bool:
         return False
     keys = [p for p in path if isinstance(p, str)]
     # Prometheus rule files and PrometheusRule objects: Go templates in annotations and labels.
-    rules = doc.get("groups") if "groups" in doc else (doc.get("spec") or {}).get("groups")
+    spec = doc.get("spec")
+    rules = doc.get("groups") if "groups" in doc else None
+    if rules is None and isinstance(spec, dict):
+        rules = spec.get("groups")
     if rules is not None and ("annotations" in keys or "labels" in keys) and "rules" in keys:
         return True
     # Alertmanager configuration: notification texts are Go templates.
@@ -180,6 +195,10 @@ def unrendered_template(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             yield from _line_hits(f, _markdown_text(text))
         elif (f.is_yaml or f.is_json) and f.parsed:
             seen: set[int | None] = set()
+            # Each marker's first line in the file, found in one pass.
+            first: dict[str, int] = {}
+            for m in _markers(text):
+                first.setdefault(m.group(0), f.line_at(m.start()))
             for doc in f.docs:
                 for path, value in _strings(doc):
                     value = _blank(value, answered)
@@ -188,7 +207,7 @@ def unrendered_template(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                     for m in _markers(value):
                         if m.group(0).startswith("{{") and _go_template_context(doc, path):
                             continue
-                        line = f.find_line(m.group(0))
+                        line = first.get(m.group(0))
                         if line not in seen:
                             seen.add(line)
                             yield Hit(f.rel, line, f"unrendered template marker {m.group(0)!r}")
@@ -212,5 +231,5 @@ def merge_leftover(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             continue
         for m in markers:
             if m.group(0).startswith("<"):
-                line = text.count("\n", 0, m.start()) + 1
+                line = f.line_at(m.start())
                 yield Hit(f.rel, line, "merge conflict marker '<<<<<<<'")
