@@ -13,7 +13,7 @@ from jsonschema.validators import Draft202012Validator
 from mlopsctl.checks import validate
 from mlopsctl.checks._crd import root_schema
 from mlopsctl.checks.consistency import _compared_kind, promql_metrics
-from mlopsctl.checks.policy import image_problem
+from mlopsctl.checks.pod_security import image_problem
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_shipped_schemas_match_upstream() -> None:
     """The shipped KServe schema is the upstream CRD's v1beta1 schema, trimmed and converted by
     ``python -m mlopsctl.checks._crd``; the Grafana schemas are upstream's files unchanged."""
     from mlopsctl.checks._crd import build_shipped_kserve
-    from mlopsctl.checks.schemas import SHIPPED
+    from mlopsctl.checks._validation import SHIPPED
 
     shared = _shared_schemas()
     if shared is None:
@@ -336,7 +336,7 @@ def test_answers_scalars_are_read_as_mlopsctl_reads_them(scalar: str) -> None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from mlopsctl.checks.schemas import _yaml12_loader
+    from mlopsctl.checks.answers_file import _yaml12_loader
 
     text = f"k: {scalar}\n"
     try:
