@@ -21,6 +21,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlopsctl.answers import load_answers_file
 from mlopsctl.checks import _jsonschema, answers_file, ci, grafana, kserve, kubernetes
 from mlopsctl.checks._jsonschema import SchemaValidator, json_keys
 from mlopsctl.checks._model import CATALOG_DIR, CHECK_FILE_SCHEMA
@@ -74,7 +75,7 @@ def _pairs(root: Path) -> tuple[tuple[str, Any, SchemaValidator], ...]:
                 elif grafana.dashboard_of(doc) is not None:
                     out.append((rel, grafana.dashboard_of(doc)[0], grafana._grafana()["dashboard"]))
             if path.name == "mlopsctl.yaml":
-                answers = yaml.load(path.read_text("utf-8"), Loader=answers_file._yaml12_loader())
+                answers = load_answers_file(path).data
                 out.append((rel, answers, answers_file._answers_validator()))
             elif path.parent.name == "workflows":
                 workflow = docs[0]

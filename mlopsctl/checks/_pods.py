@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit
 from mlopsctl.checks._model import KeyPath
 from mlopsctl.checks._repo import KubeObject
-
-if TYPE_CHECKING:
-    pass
-
 
 POD_TEMPLATE_PATHS: dict[str, KeyPath] = {
     "Pod": ("spec",),

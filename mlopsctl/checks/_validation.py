@@ -6,14 +6,10 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Hit
 from mlopsctl.checks._repo import KubeObject
-
-if TYPE_CHECKING:
-    pass
-
 
 SHIPPED = Path(__file__).resolve().parent.parent / "schemas" / "validate"
 MAX_ERRORS_PER_OBJECT = 10

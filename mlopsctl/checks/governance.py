@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec, KeyPath
 from mlopsctl.checks._pods import _get, pods
 from mlopsctl.checks._repo import KubeObject
-
-if TYPE_CHECKING:
-    pass
 
 
 def _docs_with_heading(ctx: Context, words: list[str]) -> bool:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._jsonschema import SchemaValidator
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._repo import SourceFile
 from mlopsctl.checks._validation import SHIPPED, _errors, _message, _path
-
-if TYPE_CHECKING:
-    pass
 
 
 @lru_cache(maxsize=1)

@@ -8,15 +8,11 @@ import sys
 from collections.abc import Iterable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._repo import SourceFile
-
-if TYPE_CHECKING:
-    pass
-
 
 _KFP_IMPORT = re.compile(r"^\s*(from\s+kfp(\.\w+)*\s+import|import\s+kfp)\b", re.MULTILINE)
 _PIPELINE_DECORATOR = re.compile(r"^\s*@(dsl\.|kfp\.dsl\.)?pipeline\b", re.MULTILINE)

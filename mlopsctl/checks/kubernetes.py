@@ -11,16 +11,12 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._jsonschema import SchemaValidator
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._validation import _object_hits
-
-if TYPE_CHECKING:
-    pass
-
 
 # --- Kubernetes ---------------------------------------------------------------------------------
 

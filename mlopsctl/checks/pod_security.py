@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec
 from mlopsctl.checks._pods import LONG_RUNNING, _get, _hit, containers, pods
-
-if TYPE_CHECKING:
-    pass
 
 
 @predicate()
