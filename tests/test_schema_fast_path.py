@@ -21,7 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlopsctl.checks import _jsonschema, schemas
+from mlopsctl.answers import load_answers_file
+from mlopsctl.checks import _jsonschema, answers_file, ci, grafana, kserve, kubernetes
 from mlopsctl.checks._jsonschema import SchemaValidator, json_keys
 from mlopsctl.checks._model import CATALOG_DIR, CHECK_FILE_SCHEMA
 from mlopsctl.render import generate
@@ -66,22 +67,22 @@ def _pairs(root: Path) -> tuple[tuple[str, Any, SchemaValidator], ...]:
                 if isinstance(api, str) and isinstance(kind, str):
                     group = api.rpartition("/")[0]
                     if kind == "InferenceService":
-                        out.append((rel, doc, schemas.kserve_validator()))
-                    elif schemas._builtin_group(group):
-                        validator = schemas.kube_validator(api, kind)
+                        out.append((rel, doc, kserve.kserve_validator()))
+                    elif kubernetes._builtin_group(group):
+                        validator = kubernetes.kube_validator(api, kind)
                         if validator is not None:
                             out.append((rel, doc, validator))
-                elif schemas.dashboard_of(doc) is not None:
-                    out.append((rel, schemas.dashboard_of(doc)[0], schemas._grafana()["dashboard"]))
+                elif grafana.dashboard_of(doc) is not None:
+                    out.append((rel, grafana.dashboard_of(doc)[0], grafana._grafana()["dashboard"]))
             if path.name == "mlopsctl.yaml":
-                answers = yaml.load(path.read_text("utf-8"), Loader=schemas._yaml12_loader())
-                out.append((rel, answers, schemas._answers_validator()))
+                answers = load_answers_file(path).data
+                out.append((rel, answers, answers_file._answers_validator()))
             elif path.parent.name == "workflows":
                 workflow = docs[0]
                 workflow = {("on" if k is True else k): v for k, v in workflow.items()}
-                out.append((rel, workflow, schemas._vendored("github-workflows")))
+                out.append((rel, workflow, ci._vendored("github-workflows")))
             elif path.name == ".gitlab-ci.yml":
-                out.append((rel, docs[0], schemas._vendored("gitlab-ci")))
+                out.append((rel, docs[0], ci._vendored("gitlab-ci")))
     return tuple(out)
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from jsonschema.validators import Draft202012Validator
 
 from mlopsctl.checks import validate
 from mlopsctl.checks._crd import root_schema
 from mlopsctl.checks.consistency import _compared_kind, promql_metrics
-from mlopsctl.checks.policy import image_problem
+from mlopsctl.checks.pod_security import image_problem
 from tests.generated_cases import SCHEMAS
 
 
@@ -181,7 +179,7 @@ def test_shipped_schemas_match_upstream() -> None:
     """The shipped KServe schema is the upstream CRD's v1beta1 schema, trimmed and converted by
     ``python -m mlopsctl.checks._crd``; the Grafana schemas are upstream's files unchanged."""
     from mlopsctl.checks._crd import build_shipped_kserve
-    from mlopsctl.checks.schemas import SHIPPED
+    from mlopsctl.checks._validation import SHIPPED
 
     crd = SCHEMAS / "kserve" / "serving.kserve.io_inferenceservices.yaml"
     shipped = (SHIPPED / "kserve" / "inferenceservice-v1beta1.json").read_text("utf-8")
@@ -306,59 +304,44 @@ def test_pipelines_in_several_directories_import_their_own_siblings(
     assert [(f.path, f.line) for f in report.findings] == [("b/pipelines/pipeline.py", 3)]
 
 
-@settings(max_examples=3000, deadline=None)
-@given(
-    st.text(alphabet="0123456789_.eE+-oxbB:", min_size=1, max_size=8)
-    | st.sampled_from(
-        [
-            "017",
-            "0o17",
-            "0x1F",
-            "1_000",
-            "190:20:30",
-            "1_0.5",
-            ".inf",
-            "-.Inf",
-            ".nan",
-            "1.0e+20",
-            "no",
-            "Yes",
-            "on",
-            "~",
-            "TRUE",
-            "-0",
-            "+12",
-            "0b101",
-            "12e03",
-            ".5",
-            "-._7",
-        ]
-    )
+_ANSWERS = "project_name: fraud\ngovernance_level: production\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (_ANSWERS + "project_name: other\n", 3, "duplicate key"),
+        (_ANSWERS + "team: &a x\nowner: *a\n", 3, "anchor"),
+        (_ANSWERS + "1: one\n", 3, "key"),
+        (_ANSWERS + "---\nproject_name: other\n", None, "document"),
+    ],
 )
-def test_answers_scalars_are_read_as_mlopsctl_reads_them(scalar: str) -> None:
-    """The answers-schema check reads mlopsctl.yaml with PyYAML's C loader; every scalar must
-    come out as ruamel.yaml (the reader of ``load_answers_file``, YAML 1.2) reads it."""
-    import io
-    import math
+def test_answers_check_refuses_what_init_refuses(
+    text: str, line: int | None, words: str, tmp_path: Path
+) -> None:
+    """MLV108 reads mlopsctl.yaml with ``load_answers_file``, the loader ``init`` uses: an
+    answers file ``init`` refuses is a finding, with the loader's message and line."""
+    from mlopsctl.answers import load_answers_file
+    from mlopsctl.errors import AnswersError
 
-    import yaml
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    (tmp_path / "mlopsctl.yaml").write_text(text)
+    with pytest.raises(AnswersError):
+        load_answers_file(tmp_path / "mlopsctl.yaml")
+    report = validate(tmp_path, select=["MLV108"])
+    assert len(report.findings) >= 1, report.findings
+    finding = report.findings[0]
+    assert (finding.check, finding.path) == ("MLV108", "mlopsctl.yaml")
+    assert words in finding.message
+    assert str(tmp_path) not in finding.message
+    if line is not None:
+        assert finding.line == line
 
-    from mlopsctl.checks.schemas import _yaml12_loader
 
-    text = f"k: {scalar}\n"
-    try:
-        theirs = YAML(typ="rt", pure=True).load(io.StringIO(text))
-    except (YAMLError, ValueError, IndexError):  # mlopsctl refuses it (tests/data/hostile.yaml)
-        return
-    if not isinstance(theirs, dict) or isinstance(theirs["k"], (list, dict)):
-        return
-    expected = theirs["k"]
-    ours = yaml.load(text, Loader=_yaml12_loader())["k"]
-    kind = (bool, int, float, str, type(None))
-    assert [isinstance(ours, t) for t in kind] == [isinstance(expected, t) for t in kind], ours
-    if isinstance(ours, float) and math.isnan(ours):
-        assert math.isnan(expected)
-    else:
-        assert ours == expected
+def test_answers_check_reads_yaml_1_2_as_init_does(tmp_path: Path) -> None:
+    """``no`` is a string to mlopsctl (YAML 1.2), so it is checked against the schema as one."""
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: no\ngovernance_level: production\n")
+    assert [f.message for f in validate(tmp_path, select=["MLV108"]).findings] == []
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: fraud\ngovernance_level: 017\n")
+    findings = validate(tmp_path, select=["MLV108"]).findings
+    assert findings
+    assert {(f.check, f.line) for f in findings} == {("MLV108", 2)}

@@ -31,7 +31,7 @@ def validate(
     """Check the repository at ``root``. Raises ``UsageError`` for a missing directory, an
     unknown check id or an unreadable ``--crd`` file."""
     from mlopsctl.checks._engine import run
-    from mlopsctl.checks.schemas import load_user_crds
+    from mlopsctl.checks.kubernetes import load_user_crds
     from mlopsctl.errors import UsageError
 
     path = Path(root)

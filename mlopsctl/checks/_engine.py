@@ -17,8 +17,16 @@ from mlopsctl.checks._repo import Repo, SourceFile
 
 PREDICATE_MODULES = (
     "mlopsctl.checks.syntax",
-    "mlopsctl.checks.schemas",
-    "mlopsctl.checks.policy",
+    "mlopsctl.checks.kubernetes",
+    "mlopsctl.checks.kserve",
+    "mlopsctl.checks.grafana",
+    "mlopsctl.checks.prometheus",
+    "mlopsctl.checks.ci",
+    "mlopsctl.checks.kfp",
+    "mlopsctl.checks.answers_file",
+    "mlopsctl.checks.pod_security",
+    "mlopsctl.checks.secrets",
+    "mlopsctl.checks.governance",
     "mlopsctl.checks.consistency",
     "mlopsctl.checks.sync",
 )

@@ -12,8 +12,10 @@ from typing import Any
 from mlopsctl.checks._engine import Context, Hit, predicate
 from mlopsctl.checks._model import CheckSpec, KeyPath
 from mlopsctl.checks._repo import SourceFile
-from mlopsctl.checks.schemas import _panels as panels
-from mlopsctl.checks.schemas import dashboards, rule_groups, workflow_files
+from mlopsctl.checks.ci import workflow_files
+from mlopsctl.checks.grafana import _panels as panels
+from mlopsctl.checks.grafana import dashboards
+from mlopsctl.checks.prometheus import rule_groups
 from mlopsctl.monitoring import REPLICAS_AVAILABLE, SERVING_METRICS
 
 # --- PromQL metric names ------------------------------------------------------------------------
