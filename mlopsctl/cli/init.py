@@ -66,10 +66,9 @@ def _name_from(directory: Path) -> str | None:
 def _generate(
     req: object, directory: Path, *, strict: bool, force: bool, confirm: bool, floor: str | None
 ) -> None:
-    from mlopsctl.api import assess
+    from mlopsctl.api import assess, generate
     from mlopsctl.cli._common import stderr, stdout
     from mlopsctl.cli._report import print_summary
-    from mlopsctl.render import generate
     from mlopsctl.requirements import Requirements
 
     assert isinstance(req, Requirements)
