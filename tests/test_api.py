@@ -5,6 +5,8 @@ manifests generated into a directory, then a dry run of ``update`` and ``validat
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -119,3 +121,47 @@ def test_an_unknown_tier_floor_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="T9"):
         api.generate(FRAUD, tmp_path / "out", tier_floor="T9")
     assert not (tmp_path / "out").exists()
+
+
+def _workflow_blocks() -> tuple[list[str], str]:
+    """The python blocks and the shell step of docs/api.md's example workflow, in order."""
+    text = (Path(__file__).parents[1] / "docs/api.md").read_text(encoding="utf-8")
+    section = text.split("## Example workflow", 1)[1].split("\n## ", 1)[0]
+    python = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    shell = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert len(python) == 2 and len(shell) == 1
+    return python, shell[0]
+
+
+def test_the_documented_workflow_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (setup, after_commit), commit = _workflow_blocks()
+    monkeypatch.chdir(tmp_path)
+    for key, value in {
+        "GIT_AUTHOR_NAME": "Test User",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test User",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+    scope: dict[str, object] = {}
+    exec(setup, scope)
+    out = capsys.readouterr().out
+    assert out.startswith("mlflow kserve\nkubectl apply -f k8s/inferenceservice.yaml\n")
+    assert "T3 progressive\n" in out
+    assert (tmp_path / "mlops-config/k8s/inferenceservice.yaml").is_file()
+    assert not (tmp_path / "mlops-config/k8s/shadow-inferenceservice.yaml").exists()
+    assert (tmp_path / "mlops-lifecycle/k8s/shadow-inferenceservice.yaml").is_file()
+
+    subprocess.run(["sh", "-ec", commit], cwd=tmp_path, check=True, capture_output=True)
+    before = tree(tmp_path / "mlops-config")
+    exec(after_commit, scope)
+    out = capsys.readouterr().out
+    assert "answers scale_requirements.latency_ms 150.0 -> 30.0\n" in out
+    assert "+  latency_ms: 30.0" in out
+    assert out.endswith("clean\n")
+    assert tree(tmp_path / "mlops-config") == before
