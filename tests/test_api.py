@@ -4,6 +4,7 @@ manifests generated into a directory, then a dry run of ``update`` and ``validat
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -165,3 +166,56 @@ def test_the_documented_workflow_runs_as_written(
     assert "+  latency_ms: 30.0" in out
     assert out.endswith("clean\n")
     assert tree(tmp_path / "mlops-config") == before
+
+
+PACKAGE = Path(__file__).parents[1] / "mlopsctl"
+# What only mlopsctl.api may reach: the answers loaders, the engine, the renderer, update.
+CORE_ONLY = {"mlopsctl.rules.engine", "mlopsctl.render", "mlopsctl.update"}
+LOADERS = {"apply_sets", "build_requirements", "fill_defaults", "load_answers_file", "evaluate"}
+
+
+def _runtime_imports(tree: ast.Module) -> list[tuple[str, str]]:
+    """(module, name) of every import that runs, those under ``if TYPE_CHECKING`` left out."""
+    typing_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for stmt in block.body
+        for node in ast.walk(stmt)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_the_cli_reaches_answers_rules_rendering_and_update_only_through_the_api(
+    path: Path,
+) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = [
+        f"{module}.{name}"
+        for module, name in _runtime_imports(tree)
+        if any(module == m or module.startswith(m + ".") for m in CORE_ONLY)
+        or (module == "mlopsctl.answers" and name in LOADERS)
+    ]
+    assert bad == [], f"{path.name} imports {bad}; call mlopsctl.api instead"
+
+
+def test_the_rules_run_on_answers_in_one_place() -> None:
+    callers = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name | ast.Attribute)
+        and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr)
+        in {"evaluate", "build_requirements"}
+    )
+    assert callers == ["api.py", "api.py"]
