@@ -1,11 +1,16 @@
 """mlopsctl: MLOps requirements in, an explained stack decision and a working repository out.
 
-The public API is small and typed::
+The public API (``mlopsctl.api``) is small and typed, one function per command: ``assess``,
+``generate``, ``update`` and ``validate``, plus ``load_requirements``::
 
-    from mlopsctl import assess, load_requirements
+    from mlopsctl import api
 
-    design = assess({"project_name": "fraud", "model_type": "classification", ...})
+    design = api.assess({"project_name": "fraud", "model_type": "classification", ...})
     design.stack.serving   # "kserve"
+    api.generate(design, "fraud")
+
+``assess``, ``generate`` and ``load_requirements`` are also importable from ``mlopsctl`` itself
+(``mlopsctl.update`` is the update machinery's module, hence ``api.update``).
 
 Heavy modules are imported lazily so that ``mlopsctl --help`` stays fast.
 """

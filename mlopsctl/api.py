@@ -1,4 +1,6 @@
-"""The public Python API: answers in, a typed design or a generated repository out.
+"""The public Python API: answers in, a typed design, a generated repository, an update plan or a
+validation report out. It has the shape of copier's ``run_copy``/``run_update``: one function per
+command, and the CLI is a thin shell over them (it parses options, calls one of these, prints).
 
 ``assess`` is what ``mlopsctl assess`` runs; its result is the typed ``StackDesign`` whose
 ``model_dump(mode="json")`` is exactly the ``--format json`` output (schema:
@@ -17,6 +19,11 @@
     [a.name for a in design.alerts]      # P0..P3 alerts
     [d.rule for d in design.decisions]   # the rules that made each choice
 
+``generate`` (``init``, ``design`` at ``tier_floor="T2"``, ``lifecycle`` at ``"T3"``), ``update``
+and ``validate`` are the other commands. Answers go to Requirements in one place
+(``load_requirements``) and Requirements to a design in one place (``assess``): every command,
+the in-sync check included, goes through these two.
+
 Errors are typed (``mlopsctl.errors``): ``AnswersError`` for invalid answers (exit code 2 in the
 CLI), ``RuleAbort`` when an abort rule fires (4; ``exc.rule_id`` names it, ``exc.hint`` says what
 to change), ``RuleConflictError`` for conflicting rules under ``strict=True`` (1).
@@ -24,45 +31,66 @@ to change), ``RuleConflictError`` for conflicting rules under ``strict=True`` (1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlopsctl.answers import (
-    AnswerSet,
-    apply_sets,
-    build_requirements,
-    fill_defaults,
-    load_answers_file,
-)
 from mlopsctl.design import StackDesign
-from mlopsctl.render import GenerationResult
 from mlopsctl.requirements import Requirements
+
+if TYPE_CHECKING:
+    from mlopsctl.answers import AnswerSet
+    from mlopsctl.checks import Report
+    from mlopsctl.render import GenerationResult
+    from mlopsctl.update import UpdatePlan
+
+Answers = Mapping[str, Any] | Path | str | Sequence[Path | str] | None
+"""A mapping of answers, the path of an answers file, or several files laid over one another."""
+
+Asker = Callable[["AnswerSet"], None]
+"""Fills the unanswered questions of an ``AnswerSet`` (the CLI's prompts at a terminal)."""
 
 
 def load_requirements(
-    answers: Mapping[str, Any] | Path | str | None = None,
+    answers: Answers = None,
     *,
     sets: list[str] | None = None,
     defaults: bool = False,
     project_name: str | None = None,
+    ask: Asker | None = None,
 ) -> Requirements:
-    """Build ``Requirements`` from a mapping or an answers file, ``--set`` style overrides and
-    (optionally) the defaults of every unanswered question."""
+    """Build ``Requirements`` from a mapping or answers files (later files over earlier ones),
+    ``--set`` style overrides, the answers ``ask`` gives (called with the answer set; the CLI's
+    questionnaire) and, with ``defaults``, the default of every question still unanswered.
+    Raises ``AnswersError`` (each problem names the key and the file and line it came from) or
+    ``MissingAnswersError``."""
+    from mlopsctl.answers import (
+        AnswerSet,
+        apply_sets,
+        build_requirements,
+        fill_defaults,
+        load_answers_file,
+    )
+
     answer_set = AnswerSet()
     if isinstance(answers, Path | str):
         load_answers_file(Path(answers), answer_set)
-    elif answers is not None:
+    elif isinstance(answers, Mapping):
         for key, value in answers.items():
             answer_set.set((key,), value, source="(argument)")
+    elif answers is not None:
+        for path in answers:
+            load_answers_file(Path(path), answer_set)
     apply_sets(answer_set, sets or [])
+    if ask is not None:
+        ask(answer_set)
     if defaults:
         fill_defaults(answer_set, project_name)
-    return build_requirements(answer_set, use_defaults=defaults)
+    return build_requirements(answer_set, use_defaults=defaults or ask is not None)
 
 
 def assess(
-    requirements: Requirements | Mapping[str, Any] | Path,
+    requirements: Requirements | Mapping[str, Any] | Path | str,
     *,
     strict: bool = False,
     tier_floor: str | None = None,
@@ -86,7 +114,7 @@ def assess(
 
 
 def generate(
-    requirements: Requirements | Mapping[str, Any],
+    requirements: StackDesign | Requirements | Mapping[str, Any] | Path | str,
     destination: Path | str,
     *,
     force: bool = False,
@@ -94,8 +122,67 @@ def generate(
     tier_floor: str | None = None,
 ) -> GenerationResult:
     """Assess the requirements (at ``tier_floor`` at least, see ``assess``) and generate the
-    repository at ``destination``, all or nothing."""
+    repository at ``destination``, all or nothing. A ``StackDesign`` (from ``assess``) is
+    generated as it is: ``strict`` and ``tier_floor`` were the assessment's."""
     from mlopsctl.render import generate as _generate
 
-    design = assess(requirements, strict=strict, tier_floor=tier_floor)
+    if isinstance(requirements, StackDesign):
+        design = requirements
+    else:
+        design = assess(requirements, strict=strict, tier_floor=tier_floor)
     return _generate(design, Path(destination), force=force)
+
+
+def update(
+    destination: Path | str,
+    *,
+    answers: Path | str | None = None,
+    sets: list[str] | None = None,
+    strict: bool = False,
+    dry_run: bool = False,
+) -> UpdatePlan:
+    """Re-run the rules on the project's answers (its ``mlopsctl.yaml``, then ``answers`` and
+    ``sets`` over it) at the tier floor the project was generated with, and regenerate with a
+    3-way merge that keeps the user's edits. With ``dry_run`` nothing is written: the plan's
+    ``decisions`` are the changed choices and ``file_diff()`` the changed files. Conflicts are in
+    ``plan.conflicts``; an unclean git work tree raises ``UsageError``."""
+    from mlopsctl.update import update as _update
+
+    extra = Path(answers) if answers is not None else None
+    return _update(Path(destination), answers=extra, sets=sets, strict=strict, dry_run=dry_run)
+
+
+def validate(
+    directory: Path | str,
+    *,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    crd_files: list[Path] | None = None,
+    exclude: list[str] | None = None,
+) -> Report:
+    """Check a repository offline (syntax, schemas, policies, consistency, whether the generated
+    files still match its answers); ``report.ok`` when there are no findings. ``select`` and
+    ``ignore`` take check ids, names or id prefixes."""
+    from mlopsctl.checks import validate as _validate
+
+    return _validate(
+        Path(directory),
+        select=select,
+        ignore=ignore,
+        crd_files=crd_files or [],
+        exclude=exclude or [],
+    )
+
+
+def _project_requirements(
+    answers_file: Path,
+    extra: Path | None,
+    sets: list[str] | None,
+    project_name: str | None,
+) -> tuple[Requirements, Requirements]:
+    """(requirements from a project's answers file alone, with ``extra`` and ``sets`` over it):
+    what ``update`` compares."""
+    own = load_requirements(answers_file, defaults=True, project_name=project_name)
+    files = [answers_file] if extra is None else [answers_file, extra]
+    new = load_requirements(files, sets=sets, defaults=True, project_name=project_name)
+    return own, new

@@ -385,13 +385,7 @@ def _requirements(
     destination: Path, answers: Path | None, sets: list[str] | None, project_name: str | None
 ) -> tuple[Any, Any]:
     """(requirements from the project's mlopsctl.yaml alone, requirements with the overrides)."""
-    from mlopsctl.answers import (
-        AnswerSet,
-        apply_sets,
-        build_requirements,
-        fill_defaults,
-        load_answers_file,
-    )
+    from mlopsctl.api import _project_requirements
 
     answers_path = layout.resolve(destination, ANSWERS_FILE, source=ANSWERS_FILE, key="")
     if not answers_path.is_file():
@@ -399,18 +393,7 @@ def _requirements(
             f"{answers_path} is missing; it holds the project's answers",
             hint=f"restore it from git: git checkout -- {ANSWERS_FILE}",
         )
-
-    def collect(with_overrides: bool) -> Any:
-        answer_set = AnswerSet()
-        load_answers_file(answers_path, answer_set)
-        if with_overrides:
-            if answers is not None:
-                load_answers_file(answers, answer_set)
-            apply_sets(answer_set, sets or [])
-        fill_defaults(answer_set, project_name)
-        return build_requirements(answer_set, use_defaults=True)
-
-    return collect(False), collect(True)
+    return _project_requirements(answers_path, answers, sets, project_name)
 
 
 def plan_update(
@@ -423,8 +406,8 @@ def plan_update(
 ) -> UpdatePlan:
     """Work out everything update would do, without writing into ``destination``."""
     from mlopsctl import render
+    from mlopsctl.api import assess
     from mlopsctl.design import StackDesign
-    from mlopsctl.rules.engine import evaluate
 
     destination = destination.absolute()
     if not destination.is_dir():
@@ -437,7 +420,7 @@ def plan_update(
     old_design = recorded_design.model_dump() if recorded_design is not None else {}
     old_name = recorded_design.project_name if recorded_design is not None else None
     file_req, new_req = _requirements(destination, answers, sets, old_name)
-    design = evaluate(new_req, strict=strict, tier_floor=state.tier_floor)
+    design = assess(new_req, strict=strict, tier_floor=state.tier_floor)
     crlf = _converted_eol(destination)
 
     with _planning_errors(), _workdir() as work:

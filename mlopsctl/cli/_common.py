@@ -174,25 +174,18 @@ def collect_requirements(
     ask: bool = False,
 ) -> Requirements:
     """Read answers from the file, --set and defaults; ask for the rest when ``ask``."""
-    from mlopsctl.answers import (
-        AnswerSet,
-        apply_sets,
-        build_requirements,
-        fill_defaults,
-        load_answers_file,
-    )
+    from mlopsctl.api import Asker, load_requirements
 
-    answer_set = AnswerSet()
-    if answers is not None:
-        load_answers_file(answers, answer_set)
-    apply_sets(answer_set, sets or [])
+    asker: Asker | None = None
     if ask and not defaults:
+        from functools import partial
+
         from mlopsctl.cli._prompt import ask_questions
 
-        ask_questions(answer_set, project_name=project_name)
-    if defaults:
-        fill_defaults(answer_set, project_name)
-    return build_requirements(answer_set, use_defaults=defaults or ask)
+        asker = partial(ask_questions, project_name=project_name)
+    return load_requirements(
+        answers, sets=sets, defaults=defaults, project_name=project_name, ask=asker
+    )
 
 
 class _Output(io.TextIOBase):

@@ -59,11 +59,11 @@ def assess(
     from mlopsctl.cli._common import collect_requirements, errors_to_exit_codes
 
     with errors_to_exit_codes():
+        from mlopsctl.api import assess as run_assess
+
         answers_file = _answers_source(answers, project)
         req = collect_requirements(answers_file, set_, defaults, ask=False)
-        from mlopsctl.rules.engine import evaluate
-
-        design = evaluate(req, strict=strict)
+        design = run_assess(req, strict=strict)
         text = render(design, format_, terminal=output is None and _stdout_is_terminal())
         if output is None:
             import sys

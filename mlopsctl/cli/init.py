@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -15,6 +16,9 @@ from mlopsctl.cli._common import (
     StrictOpt,
     YesOpt,
 )
+
+if TYPE_CHECKING:
+    from mlopsctl.requirements import Requirements
 
 
 def register(app: typer.Typer) -> None:
@@ -64,15 +68,19 @@ def _name_from(directory: Path) -> str | None:
 
 
 def _generate(
-    req: object, directory: Path, *, strict: bool, force: bool, confirm: bool, floor: str | None
+    req: Requirements,
+    directory: Path,
+    *,
+    strict: bool,
+    force: bool,
+    confirm: bool,
+    floor: str | None,
 ) -> None:
-    from mlopsctl.api import assess
+    """Assess, show the design and ask before writing when ``confirm``, generate, report."""
+    from mlopsctl.api import assess, generate
     from mlopsctl.cli._common import stderr, stdout
     from mlopsctl.cli._report import print_summary
-    from mlopsctl.render import generate
-    from mlopsctl.requirements import Requirements
 
-    assert isinstance(req, Requirements)
     design = assess(req, strict=strict, tier_floor=floor)
     out = stdout()
     if confirm:

@@ -48,7 +48,7 @@ def update(
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
-        from mlopsctl.update import update as run_update
+        from mlopsctl.api import update as run_update
 
         plan = run_update(directory, answers=answers, sets=set_, strict=strict, dry_run=dry_run)
         code = _report(plan, dry_run=dry_run)

@@ -76,7 +76,8 @@ def validate_cli(
 
     with errors_to_exit_codes():
         try:
-            from mlopsctl.checks import catalog, validate
+            from mlopsctl.api import validate
+            from mlopsctl.checks import catalog
 
             if list_checks:
                 from mlopsctl.cli.checks import print_catalog
@@ -99,8 +100,8 @@ def validate_cli(
                 directory,
                 select=_split(select),
                 ignore=_split(ignore),
-                crd_files=crd or [],
-                exclude=exclude or [],
+                crd_files=crd,
+                exclude=exclude,
             )
             if output_format is Format.json:
                 from mlopsctl.checks._engine import dumps, report_dict
