@@ -228,15 +228,8 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
     )
 
 
-# In-process rendering. Copier's own run (``render_to``) spends most of its time importing
-# copier and its prompt toolkit, compiling every template again and starting one ``git config``
-# process per file. ``_render_fast`` renders the same template with Jinja directly, following
-# copier's rules for the subset of copier features the template uses (``_subdirectory``,
-# ``_templates_suffix``, ``_envops``, ``_exclude`` patterns that name files or folders,
-# conditional file and folder names, file modes), with compiled templates kept for the life of
-# the process. A template that uses anything else (a question, an exclusion by path, an answers
-# file, a copier-only filter or variable) is rendered by copier itself.
-# tests/test_determinism.py checks that both give identical trees.
+# In-process rendering (mlopsctl._renderer) where the template allows it, copier's own run
+# otherwise; tests/test_determinism.py checks that both give identical trees.
 
 
 def render_tree(design: StackDesign, target: Path) -> list[str]:

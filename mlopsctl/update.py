@@ -14,6 +14,9 @@ with the originals kept aside and put back if anything fails, and a journal besi
 lets the next run undo a swap that SIGKILL cut short. ``.mlopsctl/`` is read (and every path
 proven to stay inside the project) by ``mlopsctl.layout``; git runs through ``mlopsctl._git``.
 ``docs/update.md`` explains why.
+
+Planning lives in ``mlopsctl._update_plan``, applying in ``mlopsctl._update_apply``, the
+journaled swap and its recovery in ``mlopsctl._write``; this module is their public face.
 """
 
 from __future__ import annotations
