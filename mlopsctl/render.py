@@ -8,31 +8,24 @@ it was.
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import json
-import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mlopsctl import __version__
-from mlopsctl._modes import mode_like
+from mlopsctl import __version__, _renderer, _write
 from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_document, json_value, yaml_value
-from mlopsctl.interrupts import Progress, current, held, redeliver
+from mlopsctl.interrupts import current, redeliver
 from mlopsctl.monitoring import monitoring_contract, runtime_latency_metric, serving_table
 
 TEMPLATE_VERSION = "1"
 ANSWERS_FILE = "mlopsctl.yaml"
-TMP_PREFIX = ".mlopsctl-tmp-"
+TMP_PREFIX = _write.TMP_PREFIX  # the staging directory generation makes beside the destination
 
 
 def template_dir() -> Path:
@@ -195,18 +188,7 @@ class GenerationResult:
 
 def render_to(design: StackDesign, target: Path) -> list[str]:
     """Render the template into an empty directory ``target``; return the relative file paths."""
-    from copier import run_copy
-
-    run_copy(
-        str(template_dir()),
-        str(target),
-        data=context(design),
-        defaults=True,
-        quiet=True,
-        overwrite=True,
-        unsafe=False,
-        skip_tasks=True,
-    )
+    _renderer.copy(template_dir(), context(design), target)
     from mlopsctl.layout import record_base
 
     return record_base(  # keeps the base of the next `mlopsctl update`
@@ -215,175 +197,18 @@ def render_to(design: StackDesign, target: Path) -> list[str]:
     )
 
 
-# In-process rendering. Copier's own run (``render_to``) spends most of its time importing
-# copier and its prompt toolkit, compiling every template again and starting one ``git config``
-# process per file. ``_render_fast`` renders the same template with Jinja directly, following
-# copier's rules for the subset of copier features the template uses (``_subdirectory``,
-# ``_templates_suffix``, ``_envops``, ``_exclude`` patterns that name files or folders,
-# conditional file and folder names, file modes), with compiled templates kept for the life of
-# the process. A template that uses anything else (a question, an exclusion by path, an answers
-# file, a copier-only filter or variable) is rendered by copier itself.
-# tests/test_determinism.py checks that both give identical trees.
-_FAST_CONFIG_KEYS = frozenset({"_subdirectory", "_templates_suffix", "_envops", "_exclude"})
-_COPIER_ANSWERS_FILE = ".copier-answers.yml"
-
-
-class _NeedsCopier(Exception):
-    """The template uses a copier feature the in-process renderer does not follow."""
-
-
-@dataclass(frozen=True)
-class _FastTemplate:
-    root: Path  # the template (where copier.yml is)
-    copy_root: Path  # root / _subdirectory
-    suffix: str
-    env: Any  # jinja2.sandbox.SandboxedEnvironment, as copier uses
-    exclude: tuple[str, ...]  # _exclude: names never copied, at any depth
-    names: dict[str, Any] = field(default_factory=dict)  # compiled file and folder names
-
-
-@lru_cache(maxsize=4)
-def _fast_template(root: Path) -> _FastTemplate | None:
-    import yaml
-    from jinja2 import FileSystemLoader, StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    config = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8")) or {}
-    if not isinstance(config, dict) or set(config) - _FAST_CONFIG_KEYS:
-        return None
-    subdirectory = config.get("_subdirectory")
-    suffix = config.get("_templates_suffix", ".jinja")
-    envops = dict(config.get("_envops") or {})
-    if not isinstance(subdirectory, str) or Path(subdirectory) == Path():
-        return None  # copier's default exclusions would apply
-    exclude = config.get("_exclude", [])
-    if not isinstance(exclude, list) or not all(
-        isinstance(p, str) and p and "/" not in p and not p.startswith("!") for p in exclude
-    ):
-        return None  # copier matches paths and negations; names alone are followed here
-    if not isinstance(suffix, str) or not suffix.startswith(".") or suffix.count(".") != 1:
-        return None
-    # Only StrictUndefined: a copier-only variable must fail here, never render as "".
-    if envops.pop("undefined", None) != "jinja2.StrictUndefined":
-        return None
-    envops.setdefault("keep_trailing_newline", True)
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(root)),
-        undefined=StrictUndefined,
-        auto_reload=False,
-        bytecode_cache=_bytecode_cache(),
-        **envops,
-    )
-    return _FastTemplate(root, root / subdirectory, suffix, env, tuple(exclude))
-
-
-def _bytecode_cache() -> Any:
-    """Jinja's own cache of compiled templates (keyed by template source and Jinja/Python
-    version) under ``$XDG_CACHE_HOME/mlopsctl/jinja``: compiling the templates is most of a
-    render. None when ``MLOPSCTL_NO_CACHE`` is set or the directory cannot be made private."""
-    from jinja2 import FileSystemBytecodeCache
-
-    from mlopsctl._cachedir import private_cache_dir
-
-    directory = private_cache_dir("jinja")  # None: another user could plant compiled code there
-    if directory is None:
-        return None
-
-    class BestEffort(FileSystemBytecodeCache):
-        """A full or read-only cache costs a compilation, never the generation."""
-
-        def load_bytecode(self, bucket: Any) -> None:
-            try:
-                super().load_bytecode(bucket)
-            except (OSError, EOFError, ValueError):
-                bucket.reset()
-
-        def dump_bytecode(self, bucket: Any) -> None:
-            with suppress(OSError):
-                super().dump_bytecode(bucket)
-
-    return BestEffort(str(directory))
-
-
-def _render_part(tpl: _FastTemplate, part: str, data: dict[str, Any]) -> str:
-    if "{" not in part:
-        return part
-    compiled = tpl.names.get(part)
-    if compiled is None:
-        compiled = tpl.names[part] = tpl.env.from_string(part)
-    rendered: str = compiled.render(**data)
-    if rendered and (rendered in {".", "..", _COPIER_ANSWERS_FILE} or "/" in rendered):
-        raise _NeedsCopier(f"path part {part!r} renders to {rendered!r}")
-    return rendered
-
-
-def _write_new(path: Path, content: bytes, mode: int) -> None:
-    """Create ``path`` (never following or replacing anything) with ``content`` and ``mode``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-
-
-def _render_fast(tpl: _FastTemplate, data: dict[str, Any], target: Path) -> list[str]:
-    """Render ``tpl`` into the new directory ``target`` as copier would; return the files."""
-    from jinja2 import TemplateError
-
-    files: list[str] = []
-    os.mkdir(target)
-    try:
-        pending = [Path()]
-        while pending:
-            rel_dir = pending.pop()
-            with os.scandir(tpl.copy_root / rel_dir) as entries:
-                names = sorted((e.name, e.is_symlink(), e.is_dir()) for e in entries)
-            for name, is_link, is_dir in names:
-                src_rel = rel_dir / name
-                if is_link:
-                    raise _NeedsCopier(f"{src_rel} is a symlink")
-                is_template = name.endswith(tpl.suffix)
-                if not is_template and (tpl.copy_root / f"{src_rel}{tpl.suffix}").exists():
-                    continue  # copier renders the templated sibling instead
-                out_rel = src_rel.with_suffix("") if is_template else src_rel
-                parts = [_render_part(tpl, part, data) for part in out_rel.parts]
-                if not all(parts):
-                    continue  # a conditional name rendered empty: skip it and what is below
-                if any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in tpl.exclude):
-                    continue  # copier matches _exclude against the destination path
-                dst_rel = Path(*parts)
-                if not is_template and (tpl.root / f"{dst_rel}{tpl.suffix}").exists():
-                    continue  # copier's own rule for a plain file shadowed by a template
-                dst = target / dst_rel
-                if is_dir:
-                    dst.mkdir(parents=True, exist_ok=True)
-                    pending.append(src_rel)
-                    continue
-                src = tpl.copy_root / src_rel
-                if is_template:
-                    name_in_root = (src.relative_to(tpl.root)).as_posix()
-                    content = tpl.env.get_template(name_in_root).render(**data).encode()
-                else:
-                    content = src.read_bytes()
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                _write_new(dst, content, mode_like(src.stat().st_mode))
-                files.append(dst_rel.as_posix())
-    except TemplateError as exc:
-        raise _NeedsCopier(str(exc)) from exc
-    return sorted(files)
+# In-process rendering (mlopsctl._renderer) where the template allows it, copier's own run
+# otherwise; tests/test_determinism.py checks that both give identical trees.
 
 
 def render_tree(design: StackDesign, target: Path) -> list[str]:
     """Render into the new directory ``target``: in-process when the template allows it, else
     by copier."""
-    tpl = _fast_template(template_dir())
+    tpl = _renderer.fast_template(template_dir())
     if tpl is not None:
         try:
-            files = _render_fast(tpl, context(design), target)
-        except _NeedsCopier:
+            files = _renderer.render_fast(tpl, context(design), target)
+        except _renderer.NeedsCopier:
             shutil.rmtree(target, ignore_errors=True)
         else:
             from mlopsctl.layout import record_base
@@ -392,34 +217,7 @@ def render_tree(design: StackDesign, target: Path) -> list[str]:
     return render_to(design, target)
 
 
-# ---- Atomic output ----------------------------------------------------------------------------
-
-
-@contextmanager
-def _staging(parent: Path, progress: Progress) -> Iterator[Path]:
-    """A private directory beside the destination (same filesystem, so renames are atomic),
-    removed whatever happens."""
-    try:
-        with held(progress):  # a signal cannot fall between creating it and arming its removal
-            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent))
-    except OSError as exc:
-        raise _os_error(exc, parent, "creating a working directory in") from None
-    try:
-        redeliver(progress)
-        yield tmp
-    finally:
-        with held(progress):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _os_error(exc: OSError, path: Path, doing: str) -> GenerationError:
-    reason = exc.strerror or str(exc)
-    hint = "check the permissions of the destination and its parent directory"
-    if exc.errno == errno.ENOSPC:
-        hint = "free some disk space and run the command again"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "choose a destination you can write to, or fix the permissions"
-    return GenerationError(f"{doing} {path} failed: {reason}; nothing was changed", hint=hint)
+# ---- Generation: rendered beside the destination, then written all or nothing ----------------
 
 
 def _resolve_destination(destination: Path) -> Path:
@@ -446,7 +244,7 @@ def generate(design: StackDesign, destination: Path, *, force: bool = False) -> 
     """
     destination = _resolve_destination(destination)
     _refuse_own_template(destination)
-    with _turn(destination) as (anchor, waited):
+    with _write.turn(destination) as (anchor, waited):
         return _generate_locked(design, destination, anchor, force=force, waited=waited)
 
 
@@ -459,56 +257,6 @@ def _refuse_own_template(destination: Path) -> None:
             "overwrite mlopsctl itself",
             hint="choose a directory outside the mlopsctl installation",
         )
-
-
-def _anchor(destination: Path) -> Path:
-    """The nearest existing ancestor: it holds the working directory, and missing parents are
-    created inside it and moved into place together with the tree."""
-    anchor = destination.parent
-    while not anchor.exists():
-        anchor = anchor.parent
-    if not anchor.is_dir():
-        raise DestinationError(f"{anchor} is not a directory")
-    return anchor
-
-
-@contextmanager
-def _turn(destination: Path) -> Iterator[tuple[Path, bool]]:
-    """An exclusive lock on the destination's anchor (``flock`` on the directory itself, so
-    nothing is left behind), held while the destination is checked and filled; yields the anchor
-    and whether another run held it first. Where the file system cannot lock, runs unlocked."""
-    waited = False
-    for _ in range(8):  # another run may create the missing parents while this one waits
-        anchor = _anchor(destination)
-        try:
-            fd = os.open(anchor, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        except OSError:
-            yield anchor, waited
-            return
-        try:
-            if not _lock(fd, blocking=False):
-                waited = True
-                _lock(fd, blocking=True)
-            if _anchor(destination) == anchor:
-                yield anchor, waited
-                return
-        finally:
-            os.close(fd)  # closing releases the lock
-    yield _anchor(destination), waited
-
-
-def _lock(fd: int, *, blocking: bool) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not a POSIX system
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    except OSError:  # a file system without locks: unlocked, as before
-        return True
-    return True
 
 
 def _generate_locked(
@@ -537,18 +285,18 @@ def _generate_locked(
         )
     progress = current()
     try:
-        with _staging(anchor, progress) as tmp:
+        with _write.staging(anchor, progress) as tmp:
             stage = tmp / "out"
             files = render_tree(design, stage)
             what = f"the {len(files)} generated files are all in place in {destination}"
             if existing:
-                _swap_in(stage, destination, files, tmp, progress, what)
+                _write.swap_in(stage, destination, files, tmp, progress, what)
             elif is_dir:
-                _move_entries(stage, destination, progress, what)
+                _write.move_entries(stage, destination, progress, what)
             else:
-                _move_in(stage, destination, anchor, tmp, progress, what)
+                _write.move_in(stage, destination, anchor, tmp, progress, what)
     except OSError as exc:
-        raise _os_error(exc, destination, "writing") from None
+        raise _write.os_error(exc, destination, "writing") from None
     finally:
         redeliver(progress)
     if progress.signals:
@@ -558,123 +306,3 @@ def _generate_locked(
             hint="check the repository, or remove it and run the command again",
         )
     return GenerationResult(destination=destination, files=tuple(files))
-
-
-def _move_in(
-    stage: Path, destination: Path, anchor: Path, tmp: Path, progress: Progress, what: str
-) -> None:
-    """One rename puts the tree (and any missing parents) in place."""
-    missing = destination.relative_to(anchor).parts
-    with held(progress):
-        if len(missing) == 1:
-            os.rename(stage, destination)
-        else:
-            holder = tmp / "parents"
-            nested = holder.joinpath(*missing)
-            nested.parent.mkdir(parents=True)
-            os.rename(stage, nested)
-            os.rename(holder / missing[0], anchor / missing[0])
-        progress.commit(what)
-
-
-def _move_entries(stage: Path, destination: Path, progress: Progress, what: str) -> None:
-    """Fill an empty existing directory (often the working directory, which must stay the same
-    directory) by moving each top-level entry; on failure the moved ones go back."""
-    moved: list[str] = []
-    with held(progress):
-        try:
-            for name in sorted(os.listdir(stage)):
-                os.rename(stage / name, destination / name)
-                moved.append(name)
-        except BaseException:
-            for name in reversed(moved):
-                os.rename(destination / name, stage / name)
-            raise
-        progress.commit(what)
-
-
-def _check_targets(destination: Path, files: list[str]) -> None:
-    """Before anything is written: no generated path may go through a symlink or replace a
-    directory, so that every write stays inside ``destination``."""
-    for rel in files:
-        node = destination
-        parts = Path(rel).parts
-        for i, part in enumerate(parts):
-            node = node / part
-            last = i == len(parts) - 1
-            if node.is_symlink() and not last:
-                raise DestinationError(
-                    f"{node} is a symbolic link; a generated file would be written through it",
-                    hint="remove the link or generate into a new directory",
-                )
-            if not node.exists() and not node.is_symlink():
-                break
-            if not last and not node.is_dir():
-                raise DestinationError(f"{node} is a file; generated files go below it")
-            if last and node.is_dir() and not node.is_symlink():
-                raise DestinationError(f"{node} is a directory; a generated file goes there")
-
-
-def _swap_in(
-    stage: Path, destination: Path, files: list[str], tmp: Path, progress: Progress, what: str
-) -> None:
-    """Replace generated files in an existing tree one by one, with a rollback journal."""
-    _check_targets(destination, files)
-    backup = tmp / "backup"
-    replaced: list[str] = []
-    created: list[Path] = []
-    created_dirs: list[Path] = []
-    with held(progress):
-        try:
-            backup.mkdir()
-            for rel in files:
-                target = destination / rel
-                for parent in reversed(Path(rel).parents):
-                    d = destination / parent
-                    if not d.exists():
-                        d.mkdir()
-                        created_dirs.append(d)
-                if target.exists() or target.is_symlink():
-                    (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(target, backup / rel)
-                    replaced.append(rel)
-                else:
-                    created.append(target)
-                os.replace(stage / rel, target)
-        except BaseException:
-            _roll_back(destination, backup, replaced, created, created_dirs)
-            raise
-        progress.commit(what)
-
-
-def _roll_back(
-    destination: Path,
-    backup: Path,
-    replaced: list[str],
-    created: list[Path],
-    created_dirs: list[Path],
-) -> None:
-    failed: list[str] = []
-    for path in created:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            failed.append(str(path))
-    for rel in replaced:
-        try:
-            os.replace(backup / rel, destination / rel)
-        except OSError:
-            failed.append(str(destination / rel))
-    for d in reversed(created_dirs):
-        try:
-            d.rmdir()
-        except OSError:
-            failed.append(str(d))
-    if failed:
-        # Keep the originals: move the journal next to the destination, never delete it.
-        keep = Path(tempfile.mkdtemp(prefix=".mlopsctl-backup-", dir=destination.parent))
-        os.replace(backup, keep / "backup")
-        raise GenerationError(
-            "could not restore " + ", ".join(failed[:5]),
-            hint=f"the original files are kept in {keep / 'backup'}",
-        )

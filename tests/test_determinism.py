@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
+from mlopsctl._renderer import fast_template, render_fast
 from mlopsctl.api import assess, load_requirements
 from mlopsctl.render import (
-    _fast_template,
-    _render_fast,
     context,
     generate,
     render_to,
@@ -66,9 +65,9 @@ def test_two_runs_give_identical_trees(name: str, tmp_path: Path) -> None:
 def test_the_in_process_renderer_matches_copier(name: str, tmp_path: Path) -> None:
     """Same files, folders, bytes and modes as copier's own run of the template."""
     design = assess(load_requirements(ANSWER_SETS[name], defaults=True))
-    tpl = _fast_template(template_dir())
+    tpl = fast_template(template_dir())
     assert tpl is not None, "the template left the subset the in-process renderer follows"
-    _render_fast(tpl, context(design), tmp_path / "bare")  # raises if it needs copier
+    render_fast(tpl, context(design), tmp_path / "bare")  # raises if it needs copier
     fast = render_tree(design, tmp_path / "fast")
     slow = render_to(design, tmp_path / "copier")
     assert fast == slow
@@ -97,7 +96,7 @@ def test_compiled_files_and_editor_leftovers_in_the_template_are_not_copied(
         (template / rel).write_bytes(b"not for the project")
     monkeypatch.setattr("mlopsctl.render.template_dir", lambda: template)
     design = assess(load_requirements(ANSWER_SETS["defaults"], defaults=True))
-    assert _fast_template(template) is not None
+    assert fast_template(template) is not None
     fast = render_tree(design, tmp_path / "fast")
     slow = render_to(design, tmp_path / "copier")
     assert fast == slow
@@ -227,11 +226,11 @@ def test_a_full_or_damaged_template_cache_costs_nothing_but_time(
     import jinja2
     import jinja2.bccache
 
-    from mlopsctl.render import _bytecode_cache
+    from mlopsctl._renderer import bytecode_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("MLOPSCTL_NO_CACHE", raising=False)
-    cache = _bytecode_cache()
+    cache = bytecode_cache()
     assert cache is not None
     env = jinja2.Environment(loader=jinja2.DictLoader({"t": "{{ 1 + 1 }}"}), bytecode_cache=cache)
 

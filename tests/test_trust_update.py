@@ -422,9 +422,9 @@ def test_update_on_an_autocrlf_checkout_changes_only_what_the_answers_change(
 _KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    import mlopsctl.update as update
+    import mlopsctl._write as write
     at = int(sys.argv[1])
-    real_swap, real_replace = update._swap, os.replace
+    real_swap, real_replace = write.swap, os.replace
     calls = [0]
 
     def replace(*args, **kwargs):
@@ -437,7 +437,7 @@ _KILLER = textwrap.dedent(
         os.replace = replace
         return real_swap(*args, **kwargs)
 
-    update._swap = swap
+    write.swap = swap
     from mlopsctl.cli import main
     sys.argv = ["mlopsctl", "update", *sys.argv[2:]]
     main()

@@ -456,12 +456,12 @@ def test_dry_run_on_a_dirty_repository_warns_and_writes_nothing(project: Path) -
 def test_failure_while_writing_leaves_the_project_as_it_was(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlopsctl.update as update_module
+    import mlopsctl._write as write_module
 
     append(project / "README.md", "our note")
     commit(project, "Note")
     before = tree(project)
-    real = update_module._set_mode
+    real = write_module._set_mode
     calls = {"n": 0}
 
     def failing_set_mode(path: Any, mode: int) -> None:
@@ -470,7 +470,7 @@ def test_failure_while_writing_leaves_the_project_as_it_was(
             raise OSError(28, "No space left on device")
         real(path, mode)
 
-    monkeypatch.setattr(update_module, "_set_mode", failing_set_mode)
+    monkeypatch.setattr(write_module, "_set_mode", failing_set_mode)
     result = run_update(project, "--set", "kubernetes=false")
     assert calls["n"] == 3
     assert result.exit_code == 2
