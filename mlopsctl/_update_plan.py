@@ -352,7 +352,7 @@ def _requirements(
     destination: Path, answers: Path | None, sets: list[str] | None, project_name: str | None
 ) -> tuple[Any, Any]:
     """(requirements from the project's mlopsctl.yaml alone, requirements with the overrides)."""
-    from mlopsctl.api import _project_requirements
+    from mlopsctl._assess import project_requirements
 
     answers_path = layout.resolve(destination, ANSWERS_FILE, source=ANSWERS_FILE, key="")
     if not answers_path.is_file():
@@ -361,7 +361,7 @@ def _requirements(
             hint=f"restore it from git: git checkout -- {ANSWERS_FILE}",
         )
 
-    return _project_requirements(answers_path, answers, sets, project_name)
+    return project_requirements(answers_path, answers, sets, project_name)
 
 
 def plan_update(
@@ -374,7 +374,7 @@ def plan_update(
 ) -> UpdatePlan:
     """Work out everything update would do, without writing into ``destination``."""
     from mlopsctl import render
-    from mlopsctl.api import assess
+    from mlopsctl._assess import assess
     from mlopsctl.design import StackDesign
 
     destination = destination.absolute()

@@ -218,4 +218,4 @@ def test_the_rules_run_on_answers_in_one_place() -> None:
         and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr)
         in {"evaluate", "build_requirements"}
     )
-    assert callers == ["api.py", "api.py"]
+    assert callers == ["_assess.py", "_assess.py"]

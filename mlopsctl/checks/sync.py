@@ -38,7 +38,7 @@ from mlopsctl.layout import (
 
 def render_answers(answers: Path, out: Path) -> list[str]:
     """Assess ``answers`` (an ``mlopsctl.yaml``) and render the project into ``out``."""
-    from mlopsctl.api import assess
+    from mlopsctl._assess import assess
     from mlopsctl.render import render_tree
 
     design = assess(answers, tier_floor=recorded_floor(answers.parent))
