@@ -48,7 +48,10 @@ def checks_md() -> str:
         "them): when it runs out, the child and whatever it started are stopped and the check "
         "reports a finding. Results are cached in `$XDG_CACHE_HOME/mlopsctl/render` "
         "(`~/.cache` without it; `MLOPSCTL_NO_CACHE=1` turns caching off); a cache directory "
-        "that is not the user's own, or that group or others can write to, is not used.",
+        "that is not the user's own, or that group or others can write to, is not used. Run it "
+        "as the `mlopsctl` command (as the pre-commit hook does): `python -m mlopsctl` started "
+        "inside a repository lets Python itself import that repository's modules before "
+        "mlopsctl runs.",
         "",
         "## What validate reads",
         "",
