@@ -85,10 +85,10 @@ def main() -> int:
         version = median_time(lambda i: run([*MLOPSCTL, "--version"]), runs)
         init_help = median_time(lambda i: run([*MLOPSCTL, "init", "--help"]), runs)
         rows.append(
-            row("`mlopsctl --help`", helped, "`python -c 'import typer'`", typer_base, "< 2x")
+            row("`mlopsctl --help`", helped, "`python -c 'import typer'`", typer_base, "< 1.2x")
         )
         rows.append(
-            row("`mlopsctl --version`", version, "`python -c 'import typer'`", typer_base, "< 2x")
+            row("`mlopsctl --version`", version, "`python -c 'import typer'`", typer_base, "< 1.2x")
         )
         rows.append(
             row("`mlopsctl init --help`", init_help, "`python -c 'import typer'`", typer_base, "-")
@@ -131,7 +131,7 @@ def main() -> int:
                 init_process,
                 "copier `run_copy` alone, whole process",
                 copier_process,
-                "< 1.5x and < 1 s",
+                "< 1.5x and < 0.5 s",
             )
         )
 
