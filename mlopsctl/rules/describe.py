@@ -104,16 +104,23 @@ def _example(example: dict[str, Any]) -> str:
     return json.dumps(example, sort_keys=True) if example else "{} (the defaults)"
 
 
-def rule_markdown(rule: Rule, *, heading: str = "#") -> str:
-    """One rule explained in fixed sections, like ``ruff rule``."""
-    h2 = heading + "#"
-    out = [
+def _heading(rule: Rule | SizingRule, heading: str) -> list[str]:
+    """The lines every explanation of a rule starts with: id and name, summary, what it decides."""
+    return [
         f"{heading} {rule.id} {rule.name}",
         "",
         f"{rule.summary}",
         "",
         f"Category: {rule.category}. Decides: {rule.capability}.",
         "",
+    ]
+
+
+def rule_markdown(rule: Rule, *, heading: str = "#") -> str:
+    """One rule explained in fixed sections, like ``ruff rule``."""
+    h2 = heading + "#"
+    out = [
+        *_heading(rule, heading),
         f"{h2} When it fires",
         "",
         condition_text(rule.when),
@@ -145,12 +152,7 @@ def sizing_rule_markdown(rule: SizingRule, *, heading: str = "#") -> str:
     """One sizing rule explained in the sections of ``rule_markdown`` that apply to a formula."""
     h2 = heading + "#"
     out = [
-        f"{heading} {rule.id} {rule.name}",
-        "",
-        f"{rule.summary}",
-        "",
-        f"Category: {rule.category}. Decides: {rule.capability}.",
-        "",
+        *_heading(rule, heading),
         f"{h2} Formula",
         "",
         " ".join(rule.formula.split()),
