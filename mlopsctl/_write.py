@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlopsctl import _modes, layout
 from mlopsctl.errors import DestinationError, GenerationError, UsageError
-from mlopsctl.interrupts import Progress, held, redeliver, scratch_dir, stale_scratch_dirs
+from mlopsctl.interrupts import Progress, current, held, redeliver, scratch_dir, stale_scratch_dirs
 
 TMP_PREFIX = ".mlopsctl-tmp-"  # generation's staging directory beside the destination
 
@@ -161,6 +161,19 @@ def check_targets(destination: Path, files: list[str]) -> None:
                 raise DestinationError(f"{node} is a file; generated files go below it")
             if last and node.is_dir() and not node.is_symlink():
                 raise DestinationError(f"{node} is a directory; a generated file goes there")
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """One file written whole or not at all (``swap`` in its own directory), its mode by the
+    rule: that of the file it replaces, regular for a new one."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    try:
+        with staging(parent, current()) as tmp:
+            swap(parent, {path.name: data}, work=tmp, modes={})
+    except OSError as exc:
+        raise os_error(exc, path, "writing") from None
 
 
 # ---- Update: a journaled swap ----------------------------------------------------------------
@@ -301,13 +314,14 @@ def _swap(
             had = os.path.lexists(target)
             done.append((rel, had))
             mode = None
+            if modes is not None:  # like the file replaced; a link's own mode says nothing
+                st_mode = modes.get(rel, _modes.REGULAR)
+                if had and not target.is_symlink():
+                    st_mode = target.lstat().st_mode
+                mode = _modes.mode_like(st_mode)
             if had:
-                if modes is not None:
-                    mode = _modes.mode_like(target.lstat().st_mode)
                 (backup / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target, backup / rel)
-            elif modes is not None:
-                mode = _modes.mode_like(modes.get(rel, _modes.REGULAR))
             if source is None:
                 continue
             for parent in reversed(Path(rel).parents):
