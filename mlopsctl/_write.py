@@ -176,7 +176,7 @@ def write_file(path: Path, data: bytes) -> None:
         raise os_error(exc, path, "writing") from None
 
 
-# ---- Update: a journaled swap ----------------------------------------------------------------
+# ---- The one swap (generation --force, update, assess --output) and update's journal ----------
 
 UPDATE_TMP_PREFIX = ".mlopsctl-update-"
 
