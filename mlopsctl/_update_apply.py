@@ -21,7 +21,7 @@ def apply_update(plan: UpdatePlan) -> None:
     progress = current()
     try:
         with held(progress):
-            _write.swap(plan.destination, writes, plan.modes)
+            _write.swap(plan.destination, writes, modes=plan.modes, journal=True, recheck=True)
             changed, dest = len(plan.changed), plan.destination
             progress.commit(f"the update is in place: {changed} files changed in {dest}")
     except OSError as exc:

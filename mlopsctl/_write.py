@@ -3,10 +3,10 @@
 Generation (``mlopsctl.render.generate``) renders into a staging directory beside the
 destination (same file system, so renames are atomic) and moves the tree in by one rename
 (``move_in``), moves the entries of an empty directory (``move_entries``) or swaps the generated
-files into a non-empty one (``swap_in``); two runs into one destination take turns (``turn``).
-Update (``mlopsctl.update``) swaps its merged files in with ``swap``, which also writes a
-journal beside the project before the first file moves, so that the next update undoes a swap
-SIGKILL cut short (``recover``).
+files into a non-empty one (``swap``); two runs into one destination take turns (``turn``).
+``swap`` is the one writer of a set of files into an existing directory: generation's staged
+files, update's merged files (with a journal beside the project, so that the next update undoes
+a swap SIGKILL cut short: ``recover``) and the report ``assess --output`` writes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlopsctl import _modes, layout
 from mlopsctl.errors import DestinationError, GenerationError, UsageError
-from mlopsctl.interrupts import Progress, held, redeliver, scratch_dir, stale_scratch_dirs
+from mlopsctl.interrupts import Progress, current, held, redeliver, scratch_dir, stale_scratch_dirs
 
 TMP_PREFIX = ".mlopsctl-tmp-"  # generation's staging directory beside the destination
 
@@ -163,72 +163,20 @@ def check_targets(destination: Path, files: list[str]) -> None:
                 raise DestinationError(f"{node} is a directory; a generated file goes there")
 
 
-def swap_in(
-    stage: Path, destination: Path, files: list[str], tmp: Path, progress: Progress, what: str
-) -> None:
-    """Replace generated files in an existing tree one by one, with a rollback journal."""
-    check_targets(destination, files)
-    backup = tmp / "backup"
-    replaced: list[str] = []
-    created: list[Path] = []
-    created_dirs: list[Path] = []
-    with held(progress):
-        try:
-            backup.mkdir()
-            for rel in files:
-                target = destination / rel
-                for parent in reversed(Path(rel).parents):
-                    d = destination / parent
-                    if not d.exists():
-                        d.mkdir()
-                        created_dirs.append(d)
-                if target.exists() or target.is_symlink():
-                    (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(target, backup / rel)
-                    replaced.append(rel)
-                else:
-                    created.append(target)
-                os.replace(stage / rel, target)
-        except BaseException:
-            _roll_back(destination, backup, replaced, created, created_dirs)
-            raise
-        progress.commit(what)
+def write_file(path: Path, data: bytes) -> None:
+    """One file written whole or not at all (``swap`` in its own directory), its mode by the
+    rule: that of the file it replaces, regular for a new one."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    try:
+        with staging(parent, current()) as tmp:
+            swap(parent, {path.name: data}, work=tmp, modes={})
+    except OSError as exc:
+        raise os_error(exc, path, "writing") from None
 
 
-def _roll_back(
-    destination: Path,
-    backup: Path,
-    replaced: list[str],
-    created: list[Path],
-    created_dirs: list[Path],
-) -> None:
-    failed: list[str] = []
-    for path in created:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            failed.append(str(path))
-    for rel in replaced:
-        try:
-            os.replace(backup / rel, destination / rel)
-        except OSError:
-            failed.append(str(destination / rel))
-    for d in reversed(created_dirs):
-        try:
-            d.rmdir()
-        except OSError:
-            failed.append(str(d))
-    if failed:
-        # Keep the originals: move the journal next to the destination, never delete it.
-        keep = Path(tempfile.mkdtemp(prefix=".mlopsctl-backup-", dir=destination.parent))
-        os.replace(backup, keep / "backup")
-        raise GenerationError(
-            "could not restore " + ", ".join(failed[:5]),
-            hint=f"the original files are kept in {keep / 'backup'}",
-        )
-
-
-# ---- Update: a journaled swap ----------------------------------------------------------------
+# ---- The one swap (generation --force, update, assess --output) and update's journal ----------
 
 UPDATE_TMP_PREFIX = ".mlopsctl-update-"
 
@@ -289,67 +237,145 @@ def _write_journal(path: Path, journal: _Journal) -> None:
         os.close(fd)
 
 
-def swap(destination: Path, writes: Mapping[str, bytes | None], modes: Mapping[str, int]) -> None:
-    _check_writable(destination, sorted(writes))
-    with workdir(destination) as tmp:
-        stage, backup = tmp / "new", tmp / "old"
-        for rel, data in writes.items():
-            if data is not None:
-                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                (stage / rel).write_bytes(data)
-        order = sorted(writes)
-        journal = _Journal(
-            project=str(destination),
-            writes={
-                rel: (
-                    (destination / rel).is_file(),
-                    None if writes[rel] is None else layout.digest(writes[rel] or b""),
-                )
-                for rel in order
-            },
-            dirs=_missing_dirs(destination, [r for r in order if writes[r] is not None]),
-        )
-        _write_journal(tmp / JOURNAL, journal)
-        done: list[tuple[str, bool]] = []  # (path, had an original)
-        created_dirs: list[Path] = []
-        try:
-            for rel in order:
-                data = writes[rel]
-                # again right before the write: a link made since the plan is never followed
-                target = layout.resolve(destination, rel, source="the update", key=rel)
-                had = target.is_file()
-                done.append((rel, had))
-                if had:
-                    (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-                    mode = _modes.mode_like(target.lstat().st_mode)
-                    os.replace(target, backup / rel)
-                else:
-                    mode = _modes.mode_like(modes.get(rel, _modes.REGULAR))
-                if data is None:
-                    continue
-                parents = target.relative_to(destination).parents
-                missing = [p for p in parents if not (destination / p).exists()]
-                for p in reversed(missing):
-                    (destination / p).mkdir()
-                    created_dirs.append(destination / p)
-                _set_mode(stage / rel, mode)
-                os.replace(stage / rel, target)
-            os.replace(tmp / JOURNAL, tmp / "complete")  # nothing left to undo
-        except BaseException:
-            for rel, had in reversed(done):
-                target, saved = destination / rel, backup / rel
-                if had and not (saved.exists() or saved.is_symlink()):
-                    continue  # the original was never moved
-                if writes[rel] is not None:
-                    target.unlink(missing_ok=True)
-                if had:
-                    os.replace(saved, target)
-            for d in reversed(created_dirs):
-                shutil.rmtree(d, ignore_errors=True)
-            raise
+def swap(
+    destination: Path,
+    writes: Mapping[str, bytes | Path | None],
+    *,
+    work: Path | None = None,
+    modes: Mapping[str, int] | None = None,
+    journal: bool = False,
+    recheck: bool = False,
+) -> None:
+    """Write ``writes`` into ``destination`` all or nothing: each path gets the bytes given, the
+    staged file at the path given (moved, so on the same file system) or, for ``None``, is
+    deleted. Originals are kept aside in ``work`` (a scratch directory beside the destination;
+    one is made when not given) and put back if anything fails.
+
+    ``modes``: files get the mode rule (``mlopsctl._modes``), that of the original they replace
+    or the one given here (regular by default); without it staged files keep theirs.
+    ``journal``: a journal is written before the first file moves, so that the next update
+    undoes a swap SIGKILL cut short (``recover``). ``recheck``: each path is proven inside the
+    project (``layout.resolve``) before anything is written and again right before its own
+    write; otherwise ``check_targets`` once."""
+    if work is None:
+        with workdir(destination) as tmp:
+            _swap(destination, writes, tmp, modes, journal=journal, recheck=recheck)
+    else:
+        _swap(destination, writes, work, modes, journal=journal, recheck=recheck)
     for rel, data in writes.items():
         if data is None:
             prune_empty_dirs(destination, (destination / rel).parent)
+
+
+def _swap(
+    destination: Path,
+    writes: Mapping[str, bytes | Path | None],
+    tmp: Path,
+    modes: Mapping[str, int] | None,
+    *,
+    journal: bool,
+    recheck: bool,
+) -> None:
+    order = sorted(writes)
+    if recheck:
+        _check_writable(destination, order)
+    else:
+        check_targets(destination, order)
+    stage, backup = tmp / "new", tmp / "old"
+    sources: dict[str, Path | None] = {}
+    for rel in order:
+        data = writes[rel]
+        if isinstance(data, bytes):
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(data)
+            sources[rel] = stage / rel
+        else:
+            sources[rel] = data
+    if journal:
+        _write_journal(
+            tmp / JOURNAL,
+            _Journal(
+                project=str(destination),
+                writes={
+                    rel: ((destination / rel).is_file(), _digest(writes[rel])) for rel in order
+                },
+                dirs=_missing_dirs(destination, [r for r in order if writes[r] is not None]),
+            ),
+        )
+    done: list[tuple[str, bool]] = []  # (path, had an original)
+    created_dirs: list[Path] = []
+    try:
+        for rel in order:
+            source = sources[rel]
+            if recheck:  # again right before the write: a link made since is never followed
+                target = layout.resolve(destination, rel, source="the update", key=rel)
+            else:
+                target = destination / rel
+            had = os.path.lexists(target)
+            done.append((rel, had))
+            mode = None
+            if modes is not None:  # like the file replaced; a link's own mode says nothing
+                st_mode = modes.get(rel, _modes.REGULAR)
+                if had and not target.is_symlink():
+                    st_mode = target.lstat().st_mode
+                mode = _modes.mode_like(st_mode)
+            if had:
+                (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target, backup / rel)
+            if source is None:
+                continue
+            for parent in reversed(Path(rel).parents):
+                if parent != Path() and not (destination / parent).exists():
+                    (destination / parent).mkdir()
+                    created_dirs.append(destination / parent)
+            if mode is not None:
+                _set_mode(source, mode)
+            os.replace(source, target)
+        if journal:
+            os.replace(tmp / JOURNAL, tmp / "complete")  # nothing left to undo
+    except BaseException:
+        _roll_back(destination, writes, backup, done, created_dirs)
+        raise
+
+
+def _digest(data: bytes | Path | None) -> str | None:
+    if data is None:
+        return None
+    return layout.digest(data if isinstance(data, bytes) else data.read_bytes())
+
+
+def _roll_back(
+    destination: Path,
+    writes: Mapping[str, bytes | Path | None],
+    backup: Path,
+    done: list[tuple[str, bool]],
+    created_dirs: list[Path],
+) -> None:
+    failed: list[str] = []
+    for rel, had in reversed(done):
+        target, saved = destination / rel, backup / rel
+        if had and not (saved.exists() or saved.is_symlink()):
+            continue  # the original was never moved
+        try:
+            if writes[rel] is not None:
+                target.unlink(missing_ok=True)
+            if had:
+                os.replace(saved, target)
+        except OSError:
+            failed.append(str(target))
+    for d in reversed(created_dirs):
+        try:
+            d.rmdir()
+        except OSError:
+            failed.append(str(d))
+    if failed:
+        # Keep the originals: move them next to the destination, never delete them.
+        keep = Path(tempfile.mkdtemp(prefix=".mlopsctl-backup-", dir=destination.parent))
+        os.replace(backup, keep / "backup")
+        raise GenerationError(
+            "could not restore " + ", ".join(failed[:5]),
+            hint=f"the original files are kept in {keep / 'backup'}",
+        )
 
 
 def recover(destination: Path, *, dry_run: bool) -> list[str]:

@@ -20,7 +20,7 @@ from mlopsctl import __version__, _renderer, _write
 from mlopsctl.design import TIER_COMMAND, StackDesign
 from mlopsctl.errors import DestinationError, GenerationError, Interrupted
 from mlopsctl.escaping import json_document, json_value, yaml_value
-from mlopsctl.interrupts import current, redeliver
+from mlopsctl.interrupts import current, held, redeliver
 from mlopsctl.monitoring import monitoring_contract, runtime_latency_metric, serving_table
 
 TEMPLATE_VERSION = "1"
@@ -290,7 +290,9 @@ def _generate_locked(
             files = render_tree(design, stage)
             what = f"the {len(files)} generated files are all in place in {destination}"
             if existing:
-                _write.swap_in(stage, destination, files, tmp, progress, what)
+                with held(progress):
+                    _write.swap(destination, {rel: stage / rel for rel in files}, work=tmp)
+                    progress.commit(what)
             elif is_dir:
                 _write.move_entries(stage, destination, progress, what)
             else:

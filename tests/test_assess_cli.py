@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -116,6 +118,44 @@ def test_output_file_is_written(runner: CliRunner, workdir: Path) -> None:
     assert result.stdout == ""
     data = json.loads((workdir / "design.json").read_text())
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert _files(workdir) == ["design.json"]
+
+
+def test_output_replaces_what_is_there_by_the_mode_rule(runner: CliRunner, workdir: Path) -> None:
+    args = ["assess", "--defaults", "-f", "json", "-o"]
+    assert runner.invoke(app, [*args, "new.json"]).exit_code == 0
+    assert (workdir / "new.json").stat().st_mode & 0o777 == 0o644
+    (workdir / "tool.json").write_text("old")
+    (workdir / "tool.json").chmod(0o700)
+    assert runner.invoke(app, [*args, "tool.json"]).exit_code == 0
+    assert (workdir / "tool.json").stat().st_mode & 0o777 == 0o755
+    assert json.loads((workdir / "tool.json").read_text())["stack"]
+    (workdir / "kept.txt").write_text("not the report")
+    (workdir / "link.json").symlink_to("kept.txt")
+    assert runner.invoke(app, [*args, "link.json"]).exit_code == 0
+    assert not (workdir / "link.json").is_symlink(), "the link is replaced, not written through"
+    assert (workdir / "kept.txt").read_text() == "not the report"
+    assert (workdir / "link.json").stat().st_mode & 0o777 == 0o644
+    assert _files(workdir) == ["kept.txt", "link.json", "new.json", "tool.json"]
+
+
+def test_a_failed_output_write_keeps_the_original_and_is_explained(
+    runner: CliRunner, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "design.json").write_text("the original")
+    real = os.replace
+
+    def full_disk(src: Any, dst: Any) -> None:
+        aside = "old" in (Path(src).parent.name, Path(dst).parent.name)  # the original kept
+        if Path(dst).name == "design.json" and not aside:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    result = runner.invoke(app, ["assess", "--defaults", "-f", "json", "-o", "design.json"])
+    assert result.exit_code == 2, result.output
+    assert "design.json" in result.stderr and "free some disk space" in result.stderr
+    assert (workdir / "design.json").read_text() == "the original"
     assert _files(workdir) == ["design.json"]
 
 

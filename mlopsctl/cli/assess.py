@@ -70,7 +70,9 @@ def assess(
 
             sys.stdout.write(text)
         else:
-            _write(output, text)
+            from mlopsctl._write import write_file
+
+            write_file(output, text.encode("utf-8"))
 
 
 def _answers_source(answers: Path | None, project: Path | None) -> Path | None:
@@ -124,23 +126,3 @@ def render(design: StackDesign, format_: Format, *, terminal: bool = False) -> s
     )
     print_report(console, design)
     return buffer.getvalue()
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a temporary file beside the target, renamed into place."""
-    import os
-    import tempfile
-
-    from mlopsctl.errors import UsageError
-
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
