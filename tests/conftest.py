@@ -18,6 +18,37 @@ def make_requirements(**overrides: Any) -> Requirements:
     return Requirements.model_validate(data)
 
 
+def installed_wheel(tmp_path: Path) -> tuple[Path, Path]:
+    """(Python, its site-packages) of a fresh virtual environment holding mlopsctl as built into
+    a wheel (not this editable checkout); its dependencies come from the test environment's
+    site-packages, added as a plain path so that the editable install's .pth is not read."""
+    import subprocess
+    import sys
+    import venv
+
+    import yaml
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = wheels.glob("mlopsctl-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), wheel],
+        check=True,
+        timeout=600,
+    )
+    (site / "zz_test_deps.pth").write_text(str(Path(yaml.__file__).resolve().parent.parent) + "\n")
+    return python, site
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO

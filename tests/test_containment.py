@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import yaml
 
 import mlopsctl
 from mlopsctl.render import template_dir
+from tests.conftest import installed_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(mlopsctl.__file__).resolve().parent
@@ -335,43 +335,7 @@ sys.exit(code)
 
 @pytest.mark.slow
 def test_the_installed_wheel_generates_without_the_source_tree(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        check=True,
-        timeout=600,
-    )
-    (wheel,) = wheels.glob("mlopsctl-*.whl")
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    # The wheel goes in with pip; its dependencies come from the test environment's
-    # site-packages, added as a plain path so that the editable install's .pth is not read.
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
-        check=True,
-        timeout=600,
-    )
-    deps = Path(yaml.__file__).resolve().parent.parent
-    (site / "zz_test_deps.pth").write_text(str(deps) + "\n")
+    python, site = installed_wheel(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     proc = subprocess.run(

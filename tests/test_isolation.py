@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from mlopsctl.api import generate
 from mlopsctl.checks import validate
 from mlopsctl.cli.app import app
+from tests.conftest import installed_wheel
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,29 +140,7 @@ def test_the_isolated_children_find_mlopsctl_in_a_wheel_install(
 ) -> None:
     """``python -I`` drops PYTHONPATH; the children load mlopsctl from where the parent's is, so
     an installed wheel (not only this editable checkout) renders and compiles in them."""
-    import venv
-
-    import yaml
-
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
-        check=True,
-        timeout=600,
-    )
-    (wheel,) = wheels.glob("mlopsctl-*.whl")
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = Path(subprocess.check_output([str(python), "-c", purelib], text=True).strip())
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), wheel],
-        check=True,
-        timeout=600,
-    )
-    # the dependencies from the test environment, without its editable mlopsctl
-    (site / "zz_test_deps.pth").write_text(str(Path(yaml.__file__).resolve().parent.parent))
+    python, _ = installed_wheel(tmp_path)
     root = _copy(generated, tmp_path / "repo")
     env = {**os.environ, "MLOPSCTL_NO_CACHE": "1", "PYTHONPATH": ""}
     proc = subprocess.run(
