@@ -28,6 +28,49 @@ class Question:
     default: Any = None
     optional: bool = False  # may be left blank
 
+    def match(self, text: str) -> Any | None:
+        """The choice ``text`` names, ignoring case and surrounding blanks, or None.
+
+        ``"2"`` names the choice whose value is 2 (maturity levels), never the second one."""
+        wanted = text.strip().casefold()
+        for choice in self.choices:
+            if str(choice).casefold() == wanted:
+                return choice
+        return None
+
+    def suggest(self, text: str) -> str | None:
+        """The choice closest to a mistyped ``text``, for "did you mean"."""
+        return nearest(text, [str(c) for c in self.choices])
+
+
+def nearest(text: str, options: list[str]) -> str | None:
+    """The option closest to ``text`` (case-insensitive, by difflib's ratio), or None when none
+    is close; a unique option that ends with ``.text`` (``rps`` for ``scale_requirements.rps``)
+    counts as closest, and a nested key is also matched by its last part."""
+    import difflib
+
+    wanted = text.strip().casefold()
+    folded = {option.casefold(): option for option in options}
+    tails = [o for f, o in folded.items() if f.rsplit(".", 1)[-1] == wanted]
+    if len(tails) == 1:
+        return tails[0]
+    close = difflib.get_close_matches(wanted, list(folded), n=1, cutoff=0.6)
+    if close:
+        return folded[close[0]]
+    by_tail = {f.rsplit(".", 1)[-1]: o for f, o in folded.items() if "." in f}
+    close = difflib.get_close_matches(wanted.rsplit(".", 1)[-1], list(by_tail), n=1, cutoff=0.6)
+    return by_tail[close[0]] if close else None
+
+
+def keys() -> list[str]:
+    """Every answer key, dotted, in questionnaire order."""
+    return [q.key for q in questions()]
+
+
+def question(key: str) -> Question | None:
+    """The question for a dotted key, or None."""
+    return next((q for q in questions() if q.key == key), None)
+
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
     """Strip ``Optional`` and ``Annotated``; report whether None is allowed."""
