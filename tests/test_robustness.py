@@ -134,6 +134,8 @@ def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ("mlopsctl rules list >&-", "it is closed"),
         ("mlopsctl --help > /dev/full", "No space left on device"),
         ("mlopsctl --help >&-", "it is closed"),
+        ("mlopsctl --version > /dev/full", "No space left on device"),
+        ("mlopsctl --version >&-", "it is closed"),
     ],
 )
 def test_a_closed_or_full_standard_output_is_explained(

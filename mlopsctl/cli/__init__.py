@@ -7,7 +7,25 @@ from typing import NoReturn
 
 def main() -> NoReturn:
     """The console entry point. A Ctrl-C while the command line is still loading ends the
-    process as one during a command does: exit 130, a one-line message, nothing written."""
+    process as one during a command does: exit 130, a one-line message, nothing written.
+
+    ``mlopsctl --version`` alone is answered before the command line is built: it prints what
+    the ``--version`` option prints, for scripts that call it often."""
+    import sys
+
+    if sys.argv[1:] == ["--version"]:
+        import os
+
+        from mlopsctl import __version__
+
+        try:
+            sys.stdout.write(f"mlopsctl {__version__}\n")
+            sys.stdout.flush()
+        except (OSError, ValueError, AttributeError) as exc:  # closed, full or missing stdout
+            reason = getattr(exc, "strerror", None) or "it is closed"
+            sys.stderr.write(f"error: cannot write to standard output: {reason}\n")
+            os._exit(74)
+        os._exit(0)
     try:
         from mlopsctl.cli._common import run_app
         from mlopsctl.cli.app import app
@@ -15,7 +33,6 @@ def main() -> NoReturn:
         if not interrupt_in_chain(exc):
             raise
         import os
-        import sys
 
         sys.stderr.write("interrupted: nothing was written\n")
         sys.stderr.flush()
