@@ -12,7 +12,19 @@ import yaml
 TIMEOUT = 30
 
 
-def spawn(*args: str, cwd: Path) -> pexpect.spawn:
+def spawn(*args: str, cwd: Path, full: bool = False) -> pexpect.spawn:
+    """mlopsctl at a terminal: a plain one (``TERM=dumb``), or with ``full`` a terminal that
+    takes arrow keys; the user's cache is under ``cwd``."""
+    env = {
+        "TERM": "xterm-256color" if full else "dumb",
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+        "XDG_CACHE_HOME": str(cwd / ".cache"),
+        # prompt_toolkit asks the terminal where the cursor is; a pexpect terminal never says
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
     child = pexpect.spawn(
         sys.executable,
         ["-m", "mlopsctl", *args],
@@ -20,7 +32,7 @@ def spawn(*args: str, cwd: Path) -> pexpect.spawn:
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(50, 200),
-        env={"TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env=env,
     )
     return child
 
@@ -44,8 +56,8 @@ def test_full_questionnaire_generates(tmp_path: Path) -> None:
     child.expect_exact(">")
     child.sendline("2")
     answer(child, "Model framework", "xgboost")
-    answer(child, "Model server", "")
     answer(child, "Deployment target", "")
+    answer(child, "Model server", "")
     answer(child, "Peak requests per second", "300")
     answer(child, "Latency SLA at p95 (ms)", "120")
     answer(child, "Data volume per run (GB)", "")
