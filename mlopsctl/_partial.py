@@ -60,6 +60,7 @@ def check_value(key: str, value: Any) -> Refusal | None:
         return Refusal(f"{value} is not a finite number", hint="give a number such as 20")
     path = tuple(key.split("."))
     model: type[Requirements] | type[ScaleRequirements]
+    loc: tuple[str, ...]
     if len(path) == 2 and path[0] == SCALE:
         model, data, loc = ScaleRequirements, {path[1]: value}, path[1:]
     else:

@@ -52,7 +52,7 @@ def save(destination: Path, answers: Mapping[str, Any]) -> bool:
     document = {
         "format": FORMAT,
         "destination": str(destination.absolute()),
-        "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "answers": dict(answers),
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

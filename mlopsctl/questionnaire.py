@@ -141,9 +141,7 @@ def _question(key: str, info: FieldInfo, default: Any) -> Question:
     if origin is list:
         (item,) = typing.get_args(annotation)
         choices = typing.get_args(item)
-        return Question(
-            key, prompt, help_text, "multi", choices, default or [], example=example
-        )
+        return Question(key, prompt, help_text, "multi", choices, default or [], example=example)
     if origin is Literal:
         choices = typing.get_args(annotation)
         named = extra.get("labels")

@@ -186,17 +186,21 @@ def collect_requirements(
 
     asker: Asker | None = None
     if ask and not defaults:
-        from functools import partial
-
+        from mlopsctl.answers import AnswerSet
         from mlopsctl.cli._prompt import ask_questions
 
         if destination is not None:
             from mlopsctl.render import check_destination
 
             check_destination(destination, force=force)
-        asker = partial(
-            ask_questions, project_name=project_name, destination=destination, skipped=skipped
-        )
+
+        def prompt(answer_set: AnswerSet) -> None:
+            ask_questions(
+                answer_set, project_name=project_name, destination=destination, skipped=skipped
+            )
+
+        asker = prompt
+
     return load_requirements(
         answers, sets=sets, defaults=defaults, project_name=project_name, ask=asker
     )

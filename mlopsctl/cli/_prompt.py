@@ -296,14 +296,14 @@ def check_given(answers: AnswerSet, pending: list[Question]) -> None:
         problems.append(FieldProblem(key=key, message=refusal.message, source=source, line=line))
     if problems:
         raise AnswersError(problems)
-    refusal = check_settled(answers.data, _skipped_now(answers.data, pending))
-    if refusal is None:
+    broken = check_settled(answers.data, _skipped_now(answers.data, pending))
+    if broken is None:
         return
-    if refusal.rule is not None:
-        message = refusal.message.removeprefix(f"{refusal.rule}: ")
-        raise RuleAbort(refusal.rule, message, refusal.hint or "")
+    if broken.rule is not None:
+        message = broken.message.removeprefix(f"{broken.rule}: ")
+        raise RuleAbort(broken.rule, message, broken.hint or "")
     raise AnswersError(
-        [FieldProblem(key="scale_requirements", message=refusal.message)], hint=refusal.hint
+        [FieldProblem(key="scale_requirements", message=broken.message)], hint=broken.hint
     )
 
 
@@ -330,8 +330,7 @@ def _offer_resume(
     while True:
         raw = _read(
             console,
-            f"Resume the {count} answer{'s' if count > 1 else ''} you gave on {when}? "
-            "\\[Y/n] ",
+            f"Resume the {count} answer{'s' if count > 1 else ''} you gave on {when}? \\[Y/n] ",
         )
         text = raw.strip().lower()
         if text in ("", "y", "yes", "n", "no"):
@@ -398,7 +397,8 @@ def ask_questions(
     except KeyboardInterrupt:
         if destination is not None and given and _resume.save(destination, given):
             console.print(
-                f"\nkept the {len(given)} answers given; the next [bold]mlopsctl init[/] for "
+                f"\nkept the {len(given)} answer{'s' if len(given) > 1 else ''} given; the next "
+                f"[bold]mlopsctl init[/] for "
                 f"{escape(str(destination))} offers them"
             )
         raise KeyboardInterrupt from None
