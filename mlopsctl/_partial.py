@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -184,3 +185,12 @@ def check_settled(
             error = abort_message([rule])
             return Refusal(error.message, error.hint, rule.id)
     return None
+
+
+def check_destination(destination: Path, *, force: bool = False) -> None:
+    """Raise the ``DestinationError`` generation would raise for ``destination`` before
+    rendering (not empty without ``force``, a symlink, not a directory): checked before the
+    first question, so that no answer is given for a destination that cannot take them."""
+    from mlopsctl.render import check_destination as refuse
+
+    refuse(destination, force=force)

@@ -190,7 +190,7 @@ def collect_requirements(
         from mlopsctl.cli._prompt import ask_questions
 
         if destination is not None:
-            from mlopsctl.render import check_destination
+            from mlopsctl._partial import check_destination
 
             check_destination(destination, force=force)
 
