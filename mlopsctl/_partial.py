@@ -6,21 +6,27 @@ validators, by validating the field on the model). And the rules whose inputs ar
 (``check_settled``): the catalog's abort rules, evaluated by the engine's own condition
 evaluation on the answers given so far with everything else left at its default (only rules
 that read settled answers alone, so the defaults never decide), and the scale block's "at least
-one figure". An answer is settled when it is given or when its question does not apply.
+one figure". An answer is settled when it is given, left blank, or when its question does
+not apply. And the destination, before anything is asked (``check_destination``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from mlopsctl.errors import AnswersError
 from mlopsctl.requirements import Requirements, ScaleRequirements
+
+if TYPE_CHECKING:
+    from mlopsctl.answers import AnswerSet
 
 SCALE = "scale_requirements"
 SCALE_KEYS = tuple(f"{SCALE}.{name}" for name in ScaleRequirements.model_fields)
@@ -95,20 +101,22 @@ def given(data: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def check_given(data: Mapping[str, Any]) -> list[tuple[str, Refusal]]:
-    """Each answer in ``data`` checked on its own, as (dotted key, refusal) for the bad ones."""
-    out: list[tuple[str, Refusal]] = []
-    for key, value in data.items():
-        if key == SCALE and isinstance(value, Mapping):
-            for sub, figure in value.items():
-                refusal = check_value(f"{SCALE}.{sub}", figure)
-                if refusal is not None:
-                    out.append((f"{SCALE}.{sub}", refusal))
-            continue
-        refusal = check_value(str(key), value)
-        if refusal is not None:
-            out.append((str(key), refusal))
-    return out
+def check_given(answers: AnswerSet) -> AnswersError | None:
+    """The answers files and ``--set`` gave, validated as the final answers are (the same
+    messages, files and lines), before anything is asked; None when each is valid. A scale
+    block that gives no figure yet is left to the questions that ask for them."""
+    from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults
+
+    trial = AnswerSet(copy.deepcopy(answers.data), dict(answers.sources))
+    fill_defaults(trial)
+    scale = trial.data.get(SCALE)
+    if isinstance(scale, Mapping) and not any(v is not None for v in scale.values()):
+        trial.data[SCALE] = {**scale, **SCALE_FALLBACK}
+    try:
+        build_requirements(trial, use_defaults=True)
+    except AnswersError as exc:
+        return exc
+    return None
 
 
 def _requirements(data: Mapping[str, Any]) -> Requirements:

@@ -285,17 +285,13 @@ def _refusal(
 def check_given(answers: AnswerSet, pending: list[Question]) -> None:
     """Refuse answers from files and ``--set`` before any question: each on its own, then the
     rules they already settle."""
-    from mlopsctl._partial import check_given as bad_values
+    from mlopsctl._partial import check_given as invalid
     from mlopsctl._partial import check_settled
     from mlopsctl.errors import AnswersError, FieldProblem, RuleAbort
 
-    problems = []
-    for key, refusal in bad_values(answers.data):
-        source, line = answers.where(tuple(key.split(".")))
-        source = None if source == "default" else source
-        problems.append(FieldProblem(key=key, message=refusal.message, source=source, line=line))
-    if problems:
-        raise AnswersError(problems)
+    error = invalid(answers)
+    if error is not None:
+        raise error
     broken = check_settled(answers.data, _skipped_now(answers.data, pending))
     if broken is None:
         return
