@@ -656,3 +656,39 @@ def test_serving_targets_are_asked_for_traffic(tmp_path: Path, target: str) -> N
     assert "serving endpoint" not in child.before
     child.send("\x03")
     child.expect(pexpect.EOF)
+
+
+def test_answers_resumed_are_kept_again_by_a_second_interrupt(tmp_path: Path) -> None:
+    child = spawn("init", "twice", cwd=tmp_path)
+    answer(child, "Project name", "twice")
+    answer(child, "Model type", "")
+    answer(child, "Model framework", "")
+    answer(child, "Deployment target", "")
+    child.expect_exact("Model server")
+    child.expect_exact(">")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+
+    child = spawn("init", "twice", cwd=tmp_path)
+    child.expect_exact("Resume the 4 answers")
+    child.sendline("y")
+    answer(child, "Model server", "mlflow")
+    answer(child, "Peak requests per second", "")  # left blank: an answer too
+    child.expect_exact("Latency SLA at p95 (ms)")
+    child.expect_exact(">")
+    child.send("\x04")
+    child.expect_exact("kept the 6 answers given")
+    child.expect(pexpect.EOF)
+
+    child = spawn("init", "twice", cwd=tmp_path)
+    child.expect_exact("Resume the 6 answers")
+    child.sendline("")
+    child.expect_exact("Latency SLA at p95 (ms)")
+    assert "Peak requests per second" not in child.before
+    child.expect_exact(">")
+    child.sendline("80")
+    finish(child, "twice")
+    saved = written(tmp_path, "twice")
+    assert saved["project_name"] == "twice"
+    assert saved["model_server"] == "mlflow"
+    assert saved["scale_requirements"] == {"latency_ms": 80}

@@ -305,22 +305,24 @@ def check_given(answers: AnswerSet, pending: list[Question]) -> None:
 
 def _offer_resume(
     console: Console, answers: AnswerSet, destination: Path, pending: list[Question]
-) -> None:
+) -> dict[str, Any]:
     """Offer the answers an interrupted questionnaire for ``destination`` left; take the ones
-    still unanswered and still valid with the answers given now."""
+    still unanswered and still valid with the answers given now, and return them (None for a
+    question left blank)."""
     from mlopsctl import _resume
 
+    taken: dict[str, Any] = {}
     saved, note = _resume.load(destination)
     if note is not None:
         console.print(f"[yellow]note:[/] ignored the saved answers: {escape(note)}")
         _resume.discard(destination)
     if saved is None:
-        return
+        return taken
     open_keys = {q.key for q in pending}
     usable = {k: v for k, v in saved.answers.items() if k in open_keys}
     if not usable:
         _resume.discard(destination)
-        return
+        return taken
     when = saved.saved_at.astimezone().strftime("%Y-%m-%d %H:%M")
     count = len(usable)
     while True:
@@ -334,18 +336,24 @@ def _offer_resume(
         console.print("  [red]answer y or n[/]")
     if text in ("n", "no"):
         _resume.discard(destination)
-        return
+        return taken
+    blank: set[str] = set()
     for q in pending:
         if q.key not in usable:
             continue
         value = usable[q.key]
-        refusal = _refusal(answers.data, pending, q.key, value)
+        refusal = _refusal(answers.data, pending, q.key, value, blank)
         if refusal is not None:
             console.print(
                 f"  [yellow]note:[/] {escape(q.key)} is asked again: {escape(refusal.message)}"
             )
             continue
-        answers.set(tuple(q.key.split(".")), value, source="resumed answers")
+        taken[q.key] = value
+        if value is None:
+            blank.add(q.key)
+        else:
+            answers.set(tuple(q.key.split(".")), value, source="resumed answers")
+    return taken
 
 
 def ask_questions(
@@ -365,12 +373,13 @@ def ask_questions(
     out = skipped if skipped is not None else []
     pending = [q for q in questions() if _unanswered(answers, q.key)]
     check_given(answers, pending)
-    if destination is not None:
-        _offer_resume(console, answers, destination, pending)
-        pending = [q for q in pending if _unanswered(answers, q.key)]
-    full = full_terminal()
+    # the answers given at the prompt, None for a question left blank (resumed ones first)
     given: dict[str, Any] = {}
-    blank: set[str] = set()
+    if destination is not None:
+        given = _offer_resume(console, answers, destination, pending)
+        pending = [q for q in pending if q.key not in given]
+    blank = {key for key, value in given.items() if value is None}
+    full = full_terminal()
     number = 0
     try:
         for index, q in enumerate(pending):
