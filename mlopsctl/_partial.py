@@ -105,7 +105,7 @@ def check_given(answers: AnswerSet) -> AnswersError | None:
     """The answers files and ``--set`` gave, validated as the final answers are (the same
     messages, files and lines), before anything is asked; None when each is valid. A scale
     block that gives no figure yet is left to the questions that ask for them."""
-    from mlopsctl.answers import AnswerSet, build_requirements, fill_defaults
+    from mlopsctl.answers import AnswerSet, _problems, fill_defaults
 
     trial = AnswerSet(copy.deepcopy(answers.data), dict(answers.sources))
     fill_defaults(trial)
@@ -113,9 +113,9 @@ def check_given(answers: AnswerSet) -> AnswersError | None:
     if isinstance(scale, Mapping) and not any(v is not None for v in scale.values()):
         trial.data[SCALE] = {**scale, **SCALE_FALLBACK}
     try:
-        build_requirements(trial, use_defaults=True)
-    except AnswersError as exc:
-        return exc
+        Requirements.model_validate(trial.data)
+    except ValidationError as exc:
+        return AnswersError(_problems(exc, trial))
     return None
 
 
