@@ -156,9 +156,9 @@ def _help(console: Console, q: Question) -> None:
     console.print("  [dim]Ctrl-C or Ctrl-D stops; the answers given so far are kept[/]")
 
 
-def _default_text(q: Question) -> str:
+def _default_text(q: Question, needed: bool = False) -> str:
     if q.optional and q.default is None:
-        return "blank to skip"
+        return "required" if needed else "blank to skip"
     if q.kind == "bool":
         return "Y/n" if q.default else "y/N"
     if isinstance(q.default, list):
@@ -175,8 +175,8 @@ def _read(console: Console, prompt: str) -> str:
         raise KeyboardInterrupt from None
 
 
-def _ask_plain(console: Console, q: Question) -> Any:
-    raw = _read(console, f"  [cyan]>[/] [dim]\\[{escape(_default_text(q))}][/] ")
+def _ask_plain(console: Console, q: Question, needed: bool = False) -> Any:
+    raw = _read(console, f"  [cyan]>[/] [dim]\\[{escape(_default_text(q, needed))}][/] ")
     return _parse(q, raw)
 
 
@@ -431,9 +431,11 @@ def _ask(
     """Ask ``q`` until its answer stands with the answers given so far."""
     picker = full and q.kind in ("choice", "multi")
     _show(console, q, *place, list_choices=not picker)
+    # an optional question that cannot be left blank now (the one scale figure left)
+    needed = q.optional and _refusal(answers.data, pending, q.key, None, blank) is not None
     while True:
         try:
-            value = _ask_full(q) if picker else _ask_plain(console, q)
+            value = _ask_full(q) if picker else _ask_plain(console, q, needed)
         except _Help:
             _help(console, q)
             continue
