@@ -35,11 +35,16 @@ class Saved:
     saved_at: dt.datetime
 
 
+def _absolute(destination: Path) -> str:
+    """The destination's absolute path, ``..`` folded (``x``, ``./x`` and ``a/../x`` are one)."""
+    return os.path.abspath(destination)
+
+
 def _path(destination: Path) -> Path | None:
     directory = private_cache_dir(CACHE_NAME)
     if directory is None:
         return None
-    key = hashlib.sha256(os.fsencode(str(destination.absolute()))).hexdigest()[:32]
+    key = hashlib.sha256(os.fsencode(_absolute(destination))).hexdigest()[:32]
     return directory / f"{key}.json"
 
 
@@ -51,7 +56,7 @@ def save(destination: Path, answers: Mapping[str, Any]) -> bool:
         return False
     document = {
         "format": FORMAT,
-        "destination": str(destination.absolute()),
+        "destination": _absolute(destination),
         "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "answers": dict(answers),
     }
@@ -115,7 +120,7 @@ def _parse(document: Any, destination: Path, problem: str) -> tuple[Saved | None
 
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         return None, problem
-    if document.get("destination") != str(destination.absolute()):
+    if document.get("destination") != _absolute(destination):
         return None, f"{problem} for {destination}"
     answers = document.get("answers")
     saved_at = document.get("saved_at")

@@ -576,6 +576,27 @@ def test_resume_declined_asks_everything(tmp_path: Path) -> None:
     assert _cache_files(tmp_path) == []
 
 
+@pytest.mark.parametrize("keys", ["\x04", "\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_ctrl_d_and_ctrl_c_at_the_resume_offer_keep_the_answers(tmp_path: Path, keys: str) -> None:
+    child = spawn("init", "offer", cwd=tmp_path)
+    answer(child, "Project name", "offer")
+    child.expect_exact("Model type")
+    child.expect_exact(">")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+    child = spawn("init", "offer", cwd=tmp_path)
+    child.expect_exact("[Y/n]")
+    child.send(keys)
+    child.expect_exact("interrupted: nothing was written")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    child = spawn("init", "offer", cwd=tmp_path)
+    child.expect_exact("Resume the 1 answer you gave on")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+
+
 @pytest.mark.parametrize(
     "content",
     [
