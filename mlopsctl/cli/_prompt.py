@@ -369,7 +369,10 @@ def ask_questions(
     from mlopsctl import _resume
     from mlopsctl._partial import SCALE, scale_fallback
 
-    console = console or Console(highlight=False)
+    if console is None:
+        from mlopsctl.cli._common import stdout
+
+        console = stdout()
     out = skipped if skipped is not None else []
     pending = [q for q in questions() if _unanswered(answers, q.key)]
     check_given(answers, pending)
