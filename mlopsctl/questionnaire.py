@@ -1,13 +1,16 @@
 """Questions derived from the ``Requirements`` model: nothing here is typed twice.
 
 Each question carries its key (a dotted path), the prompt, the help text, the allowed choices
-and the default, all read off the model's fields. The CLI asks them; the core never prompts.
+(with what each means, where the field labels them) and the default, all read off the model's
+fields, and whether it applies given the answers so far (``skip_reason``): a batch target is not
+asked for serving figures. The CLI asks them; the core never prompts.
 """
 
 from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +30,20 @@ class Question:
     choices: tuple[Any, ...] = ()
     default: Any = None
     optional: bool = False  # may be left blank
+    labels: tuple[str, ...] = ()  # what each choice means, in the order of ``choices``
+    example: Any = None
+
+    def label(self, choice: Any) -> str:
+        """What ``choice`` means ("" when the field does not say)."""
+        if not self.labels or choice not in self.choices:
+            return ""
+        return self.labels[self.choices.index(choice)]
+
+    def skip_reason(self, answers: Mapping[str, Any]) -> str | None:
+        """Why this question does not apply given ``answers`` (nested plain data), or None when
+        it does (or when what decides it is not answered yet)."""
+        rule = _SKIPS.get(self.key)
+        return rule(answers) if rule is not None else None
 
     def match(self, text: str) -> Any | None:
         """The choice ``text`` names, ignoring case and surrounding blanks, or None.
@@ -62,6 +79,35 @@ def nearest(text: str, options: list[str]) -> str | None:
     return by_tail[close[0]] if close else None
 
 
+_ONLINE = ("online", "hybrid")  # the targets with an online endpoint (rules DEP001, DEP004)
+
+
+def _no_requests(answers: Mapping[str, Any]) -> str | None:
+    target = answers.get("deployment_target")
+    if target == "batch":
+        return "a batch target serves no requests"
+    return None
+
+
+def _no_endpoint(answers: Mapping[str, Any]) -> str | None:
+    target = answers.get("deployment_target")
+    if isinstance(target, str) and target not in _ONLINE:
+        return f"a model server runs only for online serving, and the target is {target}"
+    return None
+
+
+# Questions that apply only to some answers, keyed by question; each gives the reason it is
+# skipped. ``deployment_target`` is asked before them (see ``_ORDER``).
+_SKIPS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "model_server": _no_endpoint,
+    "scale_requirements.rps": _no_requests,
+    "scale_requirements.latency_ms": _no_requests,
+    "scale_requirements.concurrent_users": _no_requests,
+}
+# Questions asked earlier than their field's place in the model, before the ones they decide.
+_ORDER = {"deployment_target": "model_server"}
+
+
 def keys() -> list[str]:
     """Every answer key, dotted, in questionnaire order."""
     return [q.key for q in questions()]
@@ -90,21 +136,35 @@ def _question(key: str, info: FieldInfo, default: Any) -> Question:
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     prompt = str(extra.get("question", key))
     help_text = info.description or ""
+    example = info.examples[0] if info.examples else None
     origin = typing.get_origin(annotation)
     if origin is list:
         (item,) = typing.get_args(annotation)
-        return Question(key, prompt, help_text, "multi", typing.get_args(item), default or [])
+        choices = typing.get_args(item)
+        return Question(key, prompt, help_text, "multi", choices, default or [], example=example)
     if origin is Literal:
-        return Question(key, prompt, help_text, "choice", typing.get_args(annotation), default)
+        choices = typing.get_args(annotation)
+        named = extra.get("labels")
+        labels = (
+            tuple(str(named.get(str(c), "")) for c in choices) if isinstance(named, dict) else ()
+        )
+        return Question(
+            key, prompt, help_text, "choice", choices, default, labels=labels, example=example
+        )
     kind: Kind = {bool: "bool", int: "int", float: "float"}.get(annotation, "str")  # type: ignore[assignment]
-    return Question(key, prompt, help_text, kind, (), default, optional)
+    return Question(key, prompt, help_text, kind, (), default, optional, example=example)
 
 
 def questions() -> list[Question]:
-    """Every question, in the order of the model's fields, with nested figures expanded."""
+    """Every question, in the order of the model's fields (but for ``_ORDER``), with nested
+    figures expanded."""
     defaults = Requirements.model_construct().model_dump()
+    names = [n for n in Requirements.model_fields if n not in _ORDER]
+    for name, before in _ORDER.items():
+        names.insert(names.index(before), name)
     out: list[Question] = []
-    for name, info in Requirements.model_fields.items():
+    for name in names:
+        info = Requirements.model_fields[name]
         if name == "scale_requirements":
             for sub, sub_info in ScaleRequirements.model_fields.items():
                 out.append(_question(f"{name}.{sub}", sub_info, defaults[name].get(sub)))

@@ -259,9 +259,18 @@ def _refuse_own_template(destination: Path) -> None:
         )
 
 
-def _generate_locked(
-    design: StackDesign, destination: Path, anchor: Path, *, force: bool, waited: bool
-) -> GenerationResult:
+def check_destination(destination: Path, *, force: bool = False) -> None:
+    """Raise the ``DestinationError`` that ``generate`` would raise before rendering anything
+    (a symlink, not a directory, not empty without ``force``, mlopsctl's own template), so a
+    caller can refuse a destination before asking for the answers."""
+    destination = _resolve_destination(destination)
+    _refuse_own_template(destination)
+    _usable(destination, force=force, waited=False)
+
+
+def _usable(destination: Path, *, force: bool, waited: bool) -> bool:
+    """Whether ``destination`` already holds entries; ``DestinationError`` when it cannot take
+    the repository."""
     if destination.is_symlink():
         raise DestinationError(
             f"{destination} is a symbolic link",
@@ -283,6 +292,14 @@ def _generate_locked(
             hint="choose a new directory, or pass --force to write the generated files into it "
             "(other files are left alone; mlopsctl update is the way to regenerate a project)",
         )
+    return existing
+
+
+def _generate_locked(
+    design: StackDesign, destination: Path, anchor: Path, *, force: bool, waited: bool
+) -> GenerationResult:
+    existing = _usable(destination, force=force, waited=waited)
+    is_dir = destination.is_dir()
     progress = current()
     try:
         with _write.staging(anchor, progress) as tmp:

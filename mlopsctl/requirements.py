@@ -72,14 +72,13 @@ def _q(
     *,
     question: str,
     required: bool = False,
+    labels: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> Any:
-    return Field(
-        description=help_text,
-        examples=[example],
-        json_schema_extra={"question": question, "required_answer": required},
-        **kwargs,
-    )
+    extra: dict[str, Any] = {"question": question, "required_answer": required}
+    if labels:
+        extra["labels"] = labels  # what each choice means, shown beside it at the prompt
+    return Field(description=help_text, examples=[example], json_schema_extra=extra, **kwargs)
 
 
 class ScaleRequirements(BaseModel):
@@ -88,7 +87,8 @@ class ScaleRequirements(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     rps: Annotated[float, Field(ge=0, le=10_000_000)] | None = _q(
-        "Peak requests per second the serving endpoint must sustain.",
+        "Peak prediction requests per second the model must sustain, at its online endpoint "
+        "or on the device.",
         200,
         question="Peak requests per second",
         default=None,
@@ -220,6 +220,7 @@ class Requirements(BaseModel):
         "MLOps maturity (Google's model): 0 manual, 1 pipeline automation, 2 CI/CD for pipelines.",
         1,
         question="MLOps maturity level",
+        labels={"0": "manual", "1": "pipeline automation", "2": "CI/CD for pipelines"},
         default=1,
     )
     regulations: list[Regulation] = _q(

@@ -56,7 +56,9 @@ def run_generation(
     with errors_to_exit_codes():
         ask = interactive() and not defaults
         name = _name_from(directory)
-        req = collect_requirements(answers, sets, defaults, project_name=name, ask=ask)
+        req = collect_requirements(
+            answers, sets, defaults, project_name=name, ask=ask, destination=directory, force=force
+        )
         _generate(req, directory, strict=strict, force=force, confirm=ask and not yes, floor=floor)
 
 
