@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -90,7 +91,7 @@ def run_generation(
     yes: bool,
     floor: str | None = None,
     dry_run: bool = False,
-    report_to: Any = None,
+    report_to: TextIO | None = None,
 ) -> None:
     """Collect the answers (asking at a terminal), decide, confirm, generate; ``floor`` raises
     the tier to at least that one (``design``, ``lifecycle``). ``dry_run``: show what would be
@@ -114,18 +115,16 @@ def _name_from(directory: Path) -> str | None:
     return name if re.fullmatch(r"[a-z]([-a-z0-9]{0,34}[a-z0-9])?", name) else None
 
 
+@dataclass(frozen=True)
 class _Options:
-    def __init__(
-        self,
-        strict: bool,
-        force: bool,
-        confirm: bool,
-        floor: str | None,
-        dry_run: bool,
-        report_to: Any,
-    ) -> None:
-        self.strict, self.force, self.confirm, self.floor = strict, force, confirm, floor
-        self.dry_run, self.report_to = dry_run, report_to
+    """How to generate: the command's options, and whether to ask before writing."""
+
+    strict: bool
+    force: bool
+    confirm: bool
+    floor: str | None
+    dry_run: bool
+    report_to: TextIO | None  # the JSON report's stream (--format json), else None
 
 
 def _generate(req: Requirements, directory: Path, options: _Options) -> None:
