@@ -165,24 +165,62 @@ def test_conflict_hint_keeps_the_uncommitted_edit_out_of_the_undo(
 # ---- conflicts named whenever the update ends early ----
 
 
-def test_signal_while_writing_a_conflicted_update_names_the_conflicted_files(
+def test_a_signal_at_every_write_of_a_conflicted_update_names_the_conflicted_files(
     project: Path, tmp_path: Path
 ) -> None:
+    from tests.test_faults import Injector, injected, signalling
+
     rel = conflicting_edit(project, tmp_path)
     plan = update_module.plan_update(project, sets=["governance_level=production"])
     assert [f.path for f in plan.conflicts] == [rel]
-    from tests.test_faults import Injector, injected, signalling
+    n = 0
+    while True:
+        n += 1
+        with injected(Injector(n, signalling(signal.SIGINT))) as inj:
+            try:
+                update_module.apply_update(plan)
+            except Interrupted as exc:
+                assert "the update is in place" in exc.message
+                assert f"conflict markers left in {rel}" in exc.message, n
+                assert exc.hint is not None and "markers" in exc.hint
+                assert conflicted_files(project) == {rel}
+        if not inj.fired:
+            break
+        git(project, "reset", "-q", "--hard")
+        git(project, "clean", "-q", "-fd")
+    assert n > 20  # the signal reached every write of the update
 
-    with (
-        injected(Injector(3, signalling(signal.SIGINT))) as inj,
-        pytest.raises(Interrupted) as caught,
-    ):
-        update_module.apply_update(plan)
-    assert inj.fired
-    assert "the update is in place" in caught.value.message
-    assert f"conflict markers left in {rel}" in caught.value.message
-    assert caught.value.hint is not None and "markers" in caught.value.hint
-    assert conflicted_files(project) == {rel}
+
+@pytest.mark.slow
+def test_signals_at_random_moments_of_a_conflicted_update(project: Path, tmp_path: Path) -> None:
+    """A real process: whenever an interrupt finds the update in place, it names the file."""
+    import subprocess
+    import sys
+    import time
+
+    rel = conflicting_edit(project, tmp_path)
+    cmd = [sys.executable, "-m", "mlopsctl", "update", str(project)]
+    cmd += ["--set", "governance_level=production"]
+    seen = set()
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.5, 2.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        if "the update is in place" in err:
+            assert proc.returncode == 130
+            assert f"conflict markers left in {rel}" in " ".join(err.split()), err
+            seen.add("in place")
+        elif proc.returncode == 3:
+            assert f"{rel}: 1 conflict" in err
+            seen.add("finished")
+        else:
+            assert proc.returncode == 130, err
+            assert conflicted_files(project) == set()
+            seen.add("nothing")
+        git(project, "reset", "-q", "--hard")
+        git(project, "clean", "-q", "-fd")
+    assert seen
 
 
 def test_late_interrupt_after_a_conflicted_update_names_the_conflicted_files(
