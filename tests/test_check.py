@@ -176,3 +176,12 @@ def test_a_hostile_project_is_exit_2_and_never_read_outside(
 def test_help_is_in_the_command_list() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert "check" in result.stdout
+
+
+def test_the_api_reports_what_the_command_prints(project: Path, new_pins: str) -> None:
+    from mlopsctl import api
+
+    result = api.check(project, diff=True)
+    assert result.status == "behind"
+    assert result.files == {"requirements.txt": "changed"}
+    assert f"+pandas=={new_pins}.post1" in result.diffs["requirements.txt"]

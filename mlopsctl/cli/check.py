@@ -40,7 +40,7 @@ def check(
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
-        from mlopsctl.currency import check as run_check
+        from mlopsctl.api import check as run_check
 
         result = run_check(directory, diff=diff)
         if format_ is Format.json:

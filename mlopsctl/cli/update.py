@@ -50,7 +50,8 @@ def update(
     Files of a component that is now off are removed unless you edited them. Edit
     mlopsctl.yaml and run update: your uncommitted edit is its input. Refuses to run with other
     uncommitted changes (exit 2). --format json prints a versioned report of every file on
-    stdout (docs/update.md), and nothing else.
+    stdout (docs/update.md), and nothing else. mlopsctl check tells whether the project is
+    behind the installed mlopsctl.
     """
     from mlopsctl.cli._common import errors_to_exit_codes
 
