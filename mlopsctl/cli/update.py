@@ -175,9 +175,11 @@ def _undo_hint(plan: UpdatePlan) -> str:
 
     undo = "git checkout -- . && git clean -fd"
     if plan.answers_uncommitted:
+        rewritten = any(f.path == ANSWERS_FILE and f.changes_disk for f in plan.files)
+        kept = "your edit and the answers this update set" if rewritten else "your edit"
         undo = (
             f"git checkout -- . ':(exclude){ANSWERS_FILE}' && git clean -fd "
-            f"(keeps your uncommitted edit of {ANSWERS_FILE})"
+            f"(keeps {ANSWERS_FILE} uncommitted, with {kept})"
         )
     return (
         "resolve the <<<<<<< / ======= / >>>>>>> markers and commit; "
