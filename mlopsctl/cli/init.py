@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -115,16 +114,23 @@ def _name_from(directory: Path) -> str | None:
     return name if re.fullmatch(r"[a-z]([-a-z0-9]{0,34}[a-z0-9])?", name) else None
 
 
-@dataclass(frozen=True)
 class _Options:
-    """How to generate: the command's options, and whether to ask before writing."""
+    """How to generate: the command's options, and whether to ask before writing. (A plain
+    class: a dataclass costs every command line a millisecond to build.)"""
 
-    strict: bool
-    force: bool
-    confirm: bool
-    floor: str | None
-    dry_run: bool
-    report_to: TextIO | None  # the JSON report's stream (--format json), else None
+    __slots__ = ("confirm", "dry_run", "floor", "force", "report_to", "strict")
+
+    def __init__(
+        self,
+        strict: bool,
+        force: bool,
+        confirm: bool,
+        floor: str | None,
+        dry_run: bool,
+        report_to: TextIO | None,  # the JSON report's stream (--format json), else None
+    ) -> None:
+        self.strict, self.force, self.confirm, self.floor = strict, force, confirm, floor
+        self.dry_run, self.report_to = dry_run, report_to
 
 
 def _generate(req: Requirements, directory: Path, options: _Options) -> None:

@@ -72,11 +72,12 @@ def _report_json(plan: UpdatePlan, *, dry_run: bool) -> int:
     import sys
 
     from mlopsctl.cli._common import stderr
+    from mlopsctl.cli._text import printable
     from mlopsctl.reports import dumps, update_report
 
     code = 3 if plan.conflicts else 0
     for warning in plan.warnings:
-        stderr().print(f"warning: {warning}", markup=False)
+        stderr().print(f"warning: {printable(warning)}", markup=False)
     sys.stdout.write(dumps(update_report(plan, dry_run=dry_run, exit_code=code)))
     return code
 
