@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlopsctl import layout
-from mlopsctl.errors import MlopsctlError, UsageError
+from mlopsctl.errors import MlopsctlError, RuleAbort, UsageError
 
 if TYPE_CHECKING:
     from mlopsctl.requirements import Requirements
@@ -135,12 +135,12 @@ def _recorded_requirements(recorded: dict[str, Any], result: Currency) -> Requir
 
     try:
         return load_requirements(recorded, defaults=True)
-    except MlopsctlError as exc:
+    except UsageError as exc:
         result.error = (
             f"the installed mlopsctl does not accept the answers of the last generation "
             f"({layout.DESIGN_FILE}): {exc.message}"
         )
-        if result.versions["mlopsctl_version"][0] == result.versions["mlopsctl_version"][1]:
+        if not result.changed_versions:  # the mlopsctl that wrote them: the record is damaged
             raise layout.StateFormatError(
                 f"its answers do not validate: {exc.message}", file=layout.DESIGN_FILE
             ) from None
@@ -187,7 +187,11 @@ def _compare_output(
 
     try:
         design = assess(requirements, tier_floor=state.tier_floor)
-    except MlopsctlError as exc:
+    except (UsageError, RuleAbort) as exc:
+        if not result.changed_versions:  # the mlopsctl that wrote them: the record is damaged
+            raise layout.StateFormatError(
+                f"its answers do not generate a project: {exc.message}", file=layout.DESIGN_FILE
+            ) from None
         result.error = (
             f"the installed mlopsctl does not generate the recorded answers: {exc.message}"
         )
