@@ -461,7 +461,9 @@ def plan_update(
 
         # The answers file: its base is the canonical rendering of the answers the user's file
         # holds, so the user's own wording survives and only the overridden answers change.
-        # answers_yaml reads only the requirements of the design it is given.
+        # answers_yaml reads only the requirements of the design it is given. Ours is the file
+        # on disk, committed or not (an uncommitted edit is the input): base and theirs differ
+        # only by --set and --answers, so without them the user's file is kept byte for byte.
         only_answers = StackDesign.model_construct(**{"requirements": file_req})
         answers_base = render.answers_yaml(only_answers)
         ours_answers = on_disk[ANSWERS_FILE]
