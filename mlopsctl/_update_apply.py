@@ -22,8 +22,7 @@ def apply_update(plan: UpdatePlan) -> None:
     try:
         with held(progress):
             _write.swap(plan.destination, writes, modes=plan.modes, journal=True, recheck=True)
-            changed, dest = len(plan.changed), plan.destination
-            progress.commit(f"the update is in place: {changed} files changed in {dest}")
+            progress.commit(in_place(plan))
     except OSError as exc:
         raise GenerationError(
             f"writing the update into {plan.destination} failed: {exc.strerror or exc}; "
@@ -36,5 +35,33 @@ def apply_update(plan: UpdatePlan) -> None:
         raise Interrupted(
             f"interrupted while the update was being written; that step was completed, so "
             f"{progress.in_place}",
-            hint="review with git diff, then commit",
+            hint=next_step(plan),
         )
+
+
+def conflict_note(plan: UpdatePlan) -> str:
+    """Which files the update left with conflict markers (or could not merge), or ""."""
+    marked = [f.path for f in plan.conflicts if f.action == "conflict"]
+    unmerged = [f.path for f in plan.conflicts if f.action == "kept-binary"]
+    parts = []
+    if marked:
+        parts.append("conflict markers left in " + ", ".join(marked))
+    if unmerged:
+        parts.append("not merged (not text, your version kept) " + ", ".join(unmerged))
+    return "; ".join(parts)
+
+
+def in_place(plan: UpdatePlan) -> str:
+    """What is on disk once the update is written, conflicted files named."""
+    what = f"the update is in place: {len(plan.changed)} files changed in {plan.destination}"
+    note = conflict_note(plan)
+    return f"{what}; {note}" if note else what
+
+
+def next_step(plan: UpdatePlan) -> str:
+    if plan.conflicts:
+        return (
+            "resolve the <<<<<<< / ======= / >>>>>>> markers in the files named, "
+            "review with git diff, then commit"
+        )
+    return "review with git diff, then commit"

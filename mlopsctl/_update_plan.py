@@ -91,6 +91,8 @@ class UpdatePlan:
     internal: dict[str, bytes | None] = field(default_factory=dict)
     # file modes of the new generation, for files that do not exist yet
     modes: dict[str, int] = field(default_factory=dict)
+    # mlopsctl.yaml had uncommitted changes (the edited answers the update started from)
+    answers_uncommitted: bool = False
 
     @property
     def conflicts(self) -> list[FileChange]:
@@ -147,8 +149,10 @@ def _git(args: list[str], cwd: Path, *, check: bool = True, ok: tuple[int, ...] 
     return git_run(args, cwd, check=check, ok=ok)
 
 
-def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
-    """Refuse a directory outside git or with uncommitted changes; return warnings."""
+def _require_clean_git(destination: Path, *, dry_run: bool) -> tuple[list[str], bool]:
+    """Refuse a directory outside git or with uncommitted changes other than to
+    ``mlopsctl.yaml`` (the answers: editing them is how an update starts); return the warnings
+    and whether ``mlopsctl.yaml`` has uncommitted changes."""
     proc = _git(["rev-parse", "--show-toplevel"], destination, check=False)
     if proc.returncode != 0:
         reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -178,16 +182,35 @@ def _require_clean_git(destination: Path, *, dry_run: bool) -> list[str]:
     )
     entries = [e for e in status.stdout.decode("utf-8", "replace").split("\0") if e]
     if not entries:
-        return []
+        return [], False
+    prefix = _git(["rev-parse", "--show-prefix"], destination).stdout.decode("utf-8", "replace")
+    answers = prefix.strip("\n") + ANSWERS_FILE  # porcelain paths start at the top level
+    # "XY path": X the index, Y the work tree; a rename adds its old path as an entry of its own
     dirty = [e[3:] for e in entries if len(e) > 3 and e[2] == " "] or entries
-    dirty.sort(key=lambda rel: (is_internal(rel), rel))  # the user's own files first
-    shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+    answers_edited = answers in dirty and not any(
+        e[3:] == answers and "D" in e[:2] for e in entries
+    )
+    others = [rel for rel in dirty if not (answers_edited and rel == answers)]
+    if not others:
+        return [], answers_edited
+    others.sort(key=lambda rel: (is_internal(rel), rel))  # the user's own files first
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
     if dry_run:
-        return [f"uncommitted changes ({shown}): a real update would refuse to run"]
+        return [f"uncommitted changes ({shown}): a real update would refuse to run"], answers_edited
+    if answers_edited:
+        hint = (
+            f"your edit of {ANSWERS_FILE} is the update's input and may stay uncommitted; "
+            "commit the other changes (git add FILE... && git commit), or set them aside "
+            f"without it (git stash push --include-untracked -- . ':(exclude){ANSWERS_FILE}'), "
+            "then run mlopsctl update again"
+        )
+    else:
+        hint = (
+            "commit them (git add -A && git commit) or stash them "
+            "(git stash --include-untracked), then run mlopsctl update again"
+        )
     raise DirtyRepository(
-        f"{destination} has uncommitted changes: {shown}; nothing was written",
-        hint="commit them (git add -A && git commit) or stash them "
-        "(git stash --include-untracked), then run mlopsctl update again",
+        f"{destination} has uncommitted changes: {shown}; nothing was written", hint=hint
     )
 
 
@@ -382,7 +405,8 @@ def plan_update(
         raise UsageError(f"{destination} is not a directory", hint="pass the project's directory")
     recovered = _write.recover(destination, dry_run=dry_run)
     state = _read_state(destination)
-    warnings = [*recovered, *_require_clean_git(destination, dry_run=dry_run)]
+    dirty, answers_uncommitted = _require_clean_git(destination, dry_run=dry_run)
+    warnings = [*recovered, *dirty]
     base = layout.read_base(destination, state)
     recorded_design = layout.read_design(destination)
     old_design = recorded_design.model_dump() if recorded_design is not None else {}
@@ -437,7 +461,9 @@ def plan_update(
 
         # The answers file: its base is the canonical rendering of the answers the user's file
         # holds, so the user's own wording survives and only the overridden answers change.
-        # answers_yaml reads only the requirements of the design it is given.
+        # answers_yaml reads only the requirements of the design it is given. Ours is the file
+        # on disk, committed or not (an uncommitted edit is the input): base and theirs differ
+        # only by --set and --answers, so without them the user's file is kept byte for byte.
         only_answers = StackDesign.model_construct(**{"requirements": file_req})
         answers_base = render.answers_yaml(only_answers)
         ours_answers = on_disk[ANSWERS_FILE]
@@ -473,6 +499,7 @@ def plan_update(
         warnings=warnings,
         internal=internal,
         modes=modes,
+        answers_uncommitted=answers_uncommitted,
     )
 
 

@@ -713,3 +713,28 @@ def test_answers_resumed_are_kept_again_by_a_second_interrupt(tmp_path: Path) ->
     assert saved["project_name"] == "twice"
     assert saved["model_server"] == "mlflow"
     assert saved["scale_requirements"] == {"latency_ms": 80}
+
+
+@pytest.mark.parametrize("keys", ["\x04", "\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_answers_are_kept_until_the_repository_is_generated(tmp_path: Path, keys: str) -> None:
+    path = answers_file(tmp_path, "model_type", "team_size")
+    child = spawn("init", "late", "--answers", str(path), cwd=tmp_path)
+    answer(child, "Model type", "ranking")
+    answer(child, "Team size", "9")
+    child.expect_exact("Generate the repository in late?")
+    child.send(keys)  # at the confirmation, after every answer
+    child.expect_exact("interrupted: nothing was written")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert not (tmp_path / "late").exists()
+    assert len(_cache_files(tmp_path)) == 1
+
+    child = spawn("init", "late", "--answers", str(path), cwd=tmp_path)
+    child.expect_exact("Resume the 2 answers you gave on")
+    child.sendline("")
+    finish(child, "late")  # nothing left to ask: straight to the confirmation
+    answers = written(tmp_path, "late")
+    assert answers["model_type"] == "ranking"
+    assert answers["team_size"] == 9
+    assert _cache_files(tmp_path) == []  # removed once the repository is generated

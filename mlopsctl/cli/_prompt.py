@@ -413,8 +413,8 @@ def ask_questions(
     fallback = scale_fallback(answers.data, [s.key for s in out], blank)
     if fallback is not None:
         answers.set((SCALE,), fallback, source="default")
-    if destination is not None:
-        _resume.discard(destination)
+    if destination is not None and given:  # kept until the repository is generated
+        _resume.save(destination, given)
     if out:
         console.print("\nNot asked, as they do not apply:")
         for item in out:

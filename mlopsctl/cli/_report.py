@@ -138,3 +138,27 @@ def print_report(console: Console, design: StackDesign) -> None:
 
     for warning in design.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+def print_next_steps(console: Console, design: StackDesign, steps: list[tuple[str, str]]) -> None:
+    """After ``init``: what was decided, in one line, and the next commands for the project."""
+    from mlopsctl.design import TIER_COMMAND
+    from mlopsctl.reports import decided
+
+    choices = ", ".join(f"{key} {value}" for key, value in decided(design).items())
+    console.print(
+        f"\n[bold]Decided[/]: tier {design.tier} ({TIER_COMMAND[design.tier]}); {escape(choices)}"
+    )
+    console.print(
+        "  why each: docs/decisions.md; to change an answer: edit mlopsctl.yaml, then "
+        "mlopsctl update"
+    )
+    console.print("[bold]Next[/]:")
+    width = max((len(command) for command, what in steps if command and what), default=0)
+    for command, what in steps:
+        if not command:
+            console.print(f"  {escape(what)}")
+        elif what:
+            console.print(f"  {escape(command.ljust(width))}  # {escape(what)}")
+        else:
+            console.print(f"  {escape(command)}")

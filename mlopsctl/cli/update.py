@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlopsctl.cli._common import AnswersOpt, SetOpt, StrictOpt
+from mlopsctl.cli._output import Format, FormatOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,7 +23,10 @@ def register(app: typer.Typer) -> None:
 def update(
     directory: Annotated[
         Path,
-        typer.Argument(help="The generated project: a git work tree with no uncommitted changes."),
+        typer.Argument(
+            help="The generated project: a git work tree with no uncommitted changes but to "
+            "mlopsctl.yaml."
+        ),
     ] = Path("."),
     answers: AnswersOpt = None,
     set_: SetOpt = None,
@@ -36,14 +40,18 @@ def update(
             "Exits 3 when the update would leave conflicts.",
         ),
     ] = False,
+    format_: FormatOpt = Format.text,
 ) -> None:
     """Regenerate after the answers changed, keeping your edits.
 
     The answers come from mlopsctl.yaml, with --answers and --set on top. Files you did not
     edit are replaced by the new generation; files you edited are merged with git merge-file.
     Conflicts are marked inline with <<<<<<< ======= >>>>>>> and listed at the end (exit 3).
-    Files of a component that is now off are removed unless you edited them. Refuses to run
-    with uncommitted changes (exit 2).
+    Files of a component that is now off are removed unless you edited them. Edit
+    mlopsctl.yaml and run update: your uncommitted edit is its input. Refuses to run with other
+    uncommitted changes (exit 2). --format json prints a versioned report of every file on
+    stdout (docs/update.md), and nothing else. mlopsctl check tells whether the project is
+    behind the installed mlopsctl.
     """
     from mlopsctl.cli._common import errors_to_exit_codes
 
@@ -51,8 +59,27 @@ def update(
         from mlopsctl.api import update as run_update
 
         plan = run_update(directory, answers=answers, sets=set_, strict=strict, dry_run=dry_run)
-        code = _report(plan, dry_run=dry_run)
+        if format_ is Format.json:
+            code = _report_json(plan, dry_run=dry_run)
+        else:
+            code = _report(plan, dry_run=dry_run)
     raise typer.Exit(code)
+
+
+def _report_json(plan: UpdatePlan, *, dry_run: bool) -> int:
+    """The versioned JSON document on stdout, the warnings on stderr; the exit code as the
+    text report's (3 when conflicts are, or would be, left)."""
+    import sys
+
+    from mlopsctl.cli._common import stderr
+    from mlopsctl.cli._text import printable
+    from mlopsctl.reports import dumps, update_report
+
+    code = 3 if plan.conflicts else 0
+    for warning in plan.warnings:
+        stderr().print(f"warning: {printable(warning)}", markup=False)
+    sys.stdout.write(dumps(update_report(plan, dry_run=dry_run, exit_code=code)))
+    return code
 
 
 _LABELS = {
@@ -95,6 +122,8 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
     out, err = stdout(), stderr()
     for warning in plan.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
+    if plan.answers_uncommitted:
+        out.print("answers: mlopsctl.yaml with your uncommitted edit")
     _print_decisions(out, plan)
     if dry_run:
         diff = plan.file_diff()
@@ -133,14 +162,30 @@ def _report(plan: UpdatePlan, *, dry_run: bool) -> int:
             hunks = f"{change.conflicts} conflict{'s' if change.conflicts != 1 else ''}"
             err.print(f"  {escape(change.path)}: {hunks}")
         if not dry_run:
-            err.print(
-                "[bold]hint:[/] resolve the <<<<<<< / ======= / >>>>>>> markers and commit; "
-                "to undo the whole update instead: git checkout -- . && git clean -fd"
-            )
+            err.print(f"[bold]hint:[/] {escape(_undo_hint(plan))}")
         return 3
     if not dry_run and changed:
         out.print("review with git diff, then commit")
     return 0
+
+
+def _undo_hint(plan: UpdatePlan) -> str:
+    """How to finish the update, and how to drop it; an uncommitted edit of mlopsctl.yaml (the
+    update's input) is kept out of the undo."""
+    from mlopsctl.layout import ANSWERS_FILE
+
+    undo = "git checkout -- . && git clean -fd"
+    if plan.answers_uncommitted:
+        rewritten = any(f.path == ANSWERS_FILE and f.changes_disk for f in plan.files)
+        kept = "your edit and the answers this update set" if rewritten else "your edit"
+        undo = (
+            f"git checkout -- . ':(exclude){ANSWERS_FILE}' && git clean -fd "
+            f"(keeps {ANSWERS_FILE} uncommitted, with {kept})"
+        )
+    return (
+        "resolve the <<<<<<< / ======= / >>>>>>> markers and commit; "
+        f"to undo the whole update instead: {undo}"
+    )
 
 
 def _print_decisions(out: Console, plan: UpdatePlan) -> None:
