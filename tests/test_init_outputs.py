@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from mlopsctl.cli.app import app
 from mlopsctl.cli.init import makefile_targets
+from tests.terminal import Terminal
 
 TIMEOUT = 60
 
@@ -32,7 +33,7 @@ def invoke(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 
 
 def spawn(*args: str, cwd: Path) -> pexpect.spawn:
-    return pexpect.spawn(
+    return Terminal(
         sys.executable,
         ["-m", "mlopsctl", *args],
         cwd=str(cwd),

@@ -9,6 +9,8 @@ import pexpect
 import pytest
 import yaml
 
+from tests.terminal import Terminal
+
 TIMEOUT = 30
 
 
@@ -25,7 +27,7 @@ def spawn(*args: str, cwd: Path, full: bool = False) -> pexpect.spawn:
         # prompt_toolkit asks the terminal where the cursor is; a pexpect terminal never says
         "PROMPT_TOOLKIT_NO_CPR": "1",
     }
-    child = pexpect.spawn(
+    child = Terminal(
         sys.executable,
         ["-m", "mlopsctl", *args],
         cwd=str(cwd),
@@ -496,7 +498,7 @@ def test_arrow_keys_and_type_to_filter_pick_choices(tmp_path: Path) -> None:
 
 def test_plain_prompts_on_request_at_a_full_terminal(tmp_path: Path) -> None:
     source = answers_file(tmp_path, "model_type")
-    child = pexpect.spawn(
+    child = Terminal(
         sys.executable,
         ["-m", "mlopsctl", "init", "plain", "--answers", str(source)],
         cwd=str(tmp_path),
