@@ -486,8 +486,6 @@ def _choice(key: str, choices: tuple[Any, ...], value: Any) -> Any:
     nearest one."""
     if not isinstance(value, str):
         return value
-    from mlopsctl.questionnaire import nearest
-
     wanted = value.strip().casefold()
     for choice in choices:
         if isinstance(choice, str) and choice.casefold() == wanted:
