@@ -501,7 +501,7 @@ def _not_a_choice(value: Any, choices: tuple[Any, ...]) -> str:
     from mlopsctl.questionnaire import nearest
 
     guess = nearest(str(value), [str(c) for c in choices]) if isinstance(value, str) else None
-    allowed = ", ".join(str(c) for c in choices)
+    allowed = ", ".join(repr(c) for c in choices)
     if guess is not None:
         return f"{_show(value)} is not allowed; did you mean {guess}? (one of {allowed})"
     return f"{_show(value)} is not allowed; use one of {allowed}"

@@ -59,7 +59,7 @@ def test_error_names_file_line_and_key(tmp_path: Path) -> None:
         build_requirements(answers, use_defaults=False)
     message = exc.value.message
     assert f"{tmp_path / 'answers.yaml'}:3: framework:" in message
-    assert "use one of sklearn, xgboost" in message  # says what is allowed
+    assert "use one of 'sklearn', 'xgboost'" in message  # says what is allowed
 
 
 def test_nested_error_line(tmp_path: Path) -> None:
@@ -242,7 +242,8 @@ def test_answers_file_typos_suggest_with_file_and_line(tmp_path: Path) -> None:
     # answers files are read as written (no case folding), and the message names the spelling
     assert lines == [
         f"  {path}:3: framework: 'XGBoost' is not allowed; did you mean xgboost? (one of "
-        "sklearn, xgboost, lightgbm, pytorch, tensorflow, keras, onnx, huggingface, custom)",
+        "'sklearn', 'xgboost', 'lightgbm', 'pytorch', 'tensorflow', 'keras', 'onnx', "
+        "'huggingface', 'custom')",
         f"  {path}:9: frameworks: unknown key; did you mean framework?",
         f"  {path}:10: rps: unknown key; did you mean scale_requirements.rps (rps under "
         "scale_requirements)?",
