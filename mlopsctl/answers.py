@@ -10,12 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from mlopsctl.errors import AnswersError, FieldProblem, MissingAnswersError, UsageError
 from mlopsctl.requirements import Requirements, required_questions
+
+if TYPE_CHECKING:
+    from mlopsctl.questionnaire import Question
 
 MAX_ANSWERS_FILE_BYTES = 256 * 1024
 
@@ -473,35 +476,30 @@ def normalize_set_value(path: Path_, value: Any) -> Any:
         elif isinstance(value, int | float | bool):
             value = [value]
         if isinstance(value, list):
-            return [_choice(key, q.choices, item) for item in value]
+            return [_choice(q, item) for item in value]
         return value
     if q.kind == "choice":
-        return _choice(key, q.choices, value)
+        return _choice(q, value)
     return value
 
 
-def _choice(key: str, choices: tuple[Any, ...], value: Any) -> Any:
-    """``value`` as the choice it names ignoring case, or ``value`` unchanged when it is not text
-    (the model refuses what is wrong with it); a text naming no choice is refused with the
-    nearest one."""
+def _choice(q: Question, value: Any) -> Any:
+    """The choice of ``q`` that the text ``value`` names ignoring case; ``value`` unchanged when
+    it is not text or the choices are numbers (the model says how to write those); a text naming
+    no choice is refused with the nearest one."""
     if not isinstance(value, str):
         return value
-    wanted = value.strip().casefold()
-    for choice in choices:
-        if isinstance(choice, str) and choice.casefold() == wanted:
-            return choice
-    if not all(isinstance(c, str) for c in choices):
-        return value  # a number given as text: the model says how to write it
-    raise AnswersError(
-        [FieldProblem(key=key, message=_not_a_choice(value, choices), source="--set")]
-    )
+    found = q.match(value)
+    if found is not None:
+        return found
+    if not all(isinstance(c, str) for c in q.choices):
+        return value
+    raise AnswersError([FieldProblem(key=q.key, message=_not_a_choice(q, value), source="--set")])
 
 
-def _not_a_choice(value: Any, choices: tuple[Any, ...]) -> str:
-    from mlopsctl.questionnaire import nearest
-
-    guess = nearest(str(value), [str(c) for c in choices]) if isinstance(value, str) else None
-    allowed = ", ".join(repr(c) for c in choices)
+def _not_a_choice(q: Question, value: Any) -> str:
+    guess = q.suggest(value) if isinstance(value, str) else None
+    allowed = ", ".join(repr(c) for c in q.choices)
     if guess is not None:
         return f"{_show(value)} is not allowed; did you mean {guess}? (one of {allowed})"
     return f"{_show(value)} is not allowed; use one of {allowed}"
@@ -574,7 +572,7 @@ def _message(
         if q is not None:
             # Answers files are read as written (mlopsctl.yaml is the record validate checks):
             # the message names the spelling to write.
-            return _not_a_choice(err.get("input"), q.choices)
+            return _not_a_choice(q, err.get("input"))
         expected = err.get("ctx", {}).get("expected", "")
         return f"{_show(err.get('input'))} is not allowed; use one of {expected}"
     if kind == "list_type" and loc and question(".".join(loc)) is not None:
