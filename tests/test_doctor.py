@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mlopsctl import __version__
 from mlopsctl.checks import catalog, validate
 from mlopsctl.cli.app import app
 
@@ -88,6 +90,9 @@ def test_text_lists_every_tool_and_its_version() -> None:
     proc = run()
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
+    assert (
+        lines[0] == f"mlopsctl {__version__}, Python {platform.python_version()} ({sys.executable})"
+    )
     for name in NAMES:
         assert any(line.split()[:2] == ["ok", name] for line in lines), name
     assert "ok       kfp" in proc.stdout and version("kfp") in proc.stdout

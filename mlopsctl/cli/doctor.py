@@ -56,6 +56,11 @@ def _print_text(diagnosis: Diagnosis) -> None:
     from mlopsctl.cli._text import printable
 
     out = stdout()
+    about = diagnosis.as_dict()
+    out.print(
+        f"mlopsctl {about['mlopsctl']}, Python {about['python']} "
+        f"({escape(printable(about['executable']))})\n"
+    )
     width = max(len(t.name) for t in diagnosis.tools)
     for t in diagnosis.tools:
         name = t.name.ljust(width)
