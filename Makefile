@@ -2,20 +2,30 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+DEMO ?= demo
 
 .PHONY: install demo test test-fast lint type docs clean
 
+# Each step says what it does before it starts; pip runs quietly (its errors still show).
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
-	touch $(STAMP)
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip in $(VENV)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> installing mlopsctl and its development tools into $(VENV) (about a minute)"
+	@$(BIN)/python -m pip install --quiet -e '.[dev,test]'
+	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/mlopsctl"
 
 install: $(STAMP)
 
-## Generate a project with the embedded defaults in ./demo
+## Generate a project with the embedded defaults in ./demo (DEMO=dir elsewhere), then validate it
 demo: $(STAMP)
-	$(BIN)/mlopsctl init demo --defaults --force
+	@echo "==> generating $(DEMO)/ with the embedded defaults"
+	@$(BIN)/mlopsctl init $(DEMO) --defaults --force --yes
+	@echo "==> validating $(DEMO)/"
+	@$(BIN)/mlopsctl validate $(DEMO)
+	@echo "==> done. mlopsctl is $(BIN)/mlopsctl; to put it on PATH: . $(VENV)/bin/activate"
 
 ## What CI runs: lint, type checks, then the whole test suite, slow end-to-end layers included
 test: lint type

@@ -10,12 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from mlopsctl.errors import AnswersError, FieldProblem, MissingAnswersError, UsageError
 from mlopsctl.requirements import Requirements, required_questions
+
+if TYPE_CHECKING:
+    from mlopsctl.questionnaire import Question
 
 MAX_ANSWERS_FILE_BYTES = 256 * 1024
 
@@ -431,10 +434,75 @@ def _has_non_string_key(node: Any) -> bool:
 
 
 def apply_sets(answers: AnswerSet, options: list[str]) -> AnswerSet:
+    """Lay ``--set`` options over ``answers``. Each key must be a question's (an unknown one is
+    refused with the nearest key); a choice is matched ignoring case and stored as the choice's
+    own spelling (a mistyped one is refused with the nearest choice); a list answer also takes
+    ``a,b``, ``a, b`` and a single ``a``. Every problem is reported at once, before anything is
+    asked."""
+    problems: list[FieldProblem] = []
     for option in options:
         path, value = parse_set_option(option)
+        try:
+            value = normalize_set_value(path, value)
+        except AnswersError as exc:
+            problems.extend(exc.problems)
+            continue
         answers.set(path, value, source="--set")
+    if problems:
+        raise AnswersError(problems, hint="see docs/questions.md for every key and its values")
     return answers
+
+
+def normalize_set_value(path: Path_, value: Any) -> Any:
+    """The value of ``--set KEY=VALUE`` as the question of ``KEY`` takes it; raises
+    ``AnswersError`` for a key that is no question's and for a choice that is none of the
+    question's, each with the nearest spelling."""
+    from mlopsctl.questionnaire import keys, nearest, question
+
+    key = ".".join(path)
+    if key == "scale_requirements":  # the whole mapping at once: its keys are checked later
+        return value
+    q = question(key)
+    if q is None:
+        known = [*keys(), "scale_requirements"]
+        guess = nearest(key, known)
+        message = "unknown key" + (f"; did you mean {guess}?" if guess else "")
+        if guess is None:
+            message += "; the keys are " + ", ".join(known)
+        raise AnswersError([FieldProblem(key=key, message=message, source="--set")])
+    if q.kind == "multi":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif isinstance(value, int | float | bool):
+            value = [value]
+        if isinstance(value, list):
+            return [_choice(q, item) for item in value]
+        return value
+    if q.kind == "choice":
+        return _choice(q, value)
+    return value
+
+
+def _choice(q: Question, value: Any) -> Any:
+    """The choice of ``q`` that the text ``value`` names ignoring case; ``value`` unchanged when
+    it is not text or the choices are numbers (the model says how to write those); a text naming
+    no choice is refused with the nearest one."""
+    if not isinstance(value, str):
+        return value
+    found = q.match(value)
+    if found is not None:
+        return found
+    if not all(isinstance(c, str) for c in q.choices):
+        return value
+    raise AnswersError([FieldProblem(key=q.key, message=_not_a_choice(q, value), source="--set")])
+
+
+def _not_a_choice(q: Question, value: Any) -> str:
+    guess = q.suggest(value) if isinstance(value, str) else None
+    allowed = ", ".join(repr(c) for c in q.choices)
+    if guess is not None:
+        return f"{_show(value)} is not allowed; did you mean {guess}? (one of {allowed})"
+    return f"{_show(value)} is not allowed; use one of {allowed}"
 
 
 def _defaults() -> dict[str, Any]:
@@ -475,23 +543,42 @@ def _problems(exc: ValidationError, answers: AnswerSet) -> list[FieldProblem]:
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join(loc) if loc else "(answers)"
         source, line = answers.where(loc) if loc else (None, None)
-        message = _message(err, loc, schema_fields)
+        message = _message(err, loc, schema_fields, in_file=source not in (None, "--set"))
         if source == "default":
             source = None
         problems.append(FieldProblem(key=key, message=message, source=source, line=line))
-    return problems
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0))  # in file order
 
 
-def _message(err: Any, loc: tuple[str, ...], fields: Mapping[str, Any]) -> str:
+def _message(
+    err: Any, loc: tuple[str, ...], fields: Mapping[str, Any], *, in_file: bool = False
+) -> str:
+    from mlopsctl.questionnaire import keys, nearest, question
+
     kind = err["type"]
     msg = str(err["msg"])
     if kind == "extra_forbidden":
         parent = loc[:-1]
+        guess = nearest(".".join(loc), [*keys(), "scale_requirements"])
+        if guess is not None:
+            if in_file and "." in guess and guess.split(".")[:-1] != list(parent):
+                *above, last = guess.split(".")
+                return f"unknown key; did you mean {guess} ({last} under {'.'.join(above)})?"
+            return f"unknown key; did you mean {guess}?"
         allowed = _allowed_keys(parent)
         return f"unknown key; allowed keys here: {', '.join(allowed)}"
     if kind == "literal_error":
+        q = question(".".join(p for p in loc if not p.isdigit()))
+        if q is not None:
+            # Answers files are read as written (mlopsctl.yaml is the record validate checks):
+            # the message names the spelling to write.
+            return _not_a_choice(q, err.get("input"))
         expected = err.get("ctx", {}).get("expected", "")
         return f"{_show(err.get('input'))} is not allowed; use one of {expected}"
+    if kind == "list_type" and loc and question(".".join(loc)) is not None:
+        given = err.get("input")
+        example = f"[{given}]" if isinstance(given, str) and given else "[a, b]"
+        return f"a list is expected (got {_show(given)}); write {example}, or [] for none"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
     return f"{msg} (got {_show(err.get('input'))})"

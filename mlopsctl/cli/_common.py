@@ -36,7 +36,7 @@ SetOpt = Annotated[
         "--set",
         "-s",
         help="Set one answer, KEY=VALUE with a dotted key (scale_requirements.latency_ms=30); "
-        "repeatable; applied over --answers.",
+        "a list as a,b or [a, b]; choices in any case; repeatable; applied over --answers.",
         metavar="KEY=VALUE",
     ),
 ]
@@ -68,16 +68,30 @@ def _on_sigterm(signum: int, frame: Any) -> NoReturn:
     raise Terminated()
 
 
-def stderr() -> Console:
+def colour(color: bool | None = None) -> dict[str, Any]:
+    """The colour settings of a ``rich.console.Console``, in this order: ``--color`` (colour,
+    even when not a terminal) and ``--no-color`` (no escape sequence at all); then ``NO_COLOR``
+    set to any non-empty value (no escape sequence at all, bold and dim included, even with
+    ``FORCE_COLOR``); then Rich's own reading of ``FORCE_COLOR`` (any non-empty value: colour
+    when not a terminal) and ``TERM=dumb`` (no colour)."""
+    if color is True:
+        dumb = os.environ.get("TERM", "").strip().lower() in ("dumb", "unknown")
+        return {"force_terminal": True, "color_system": "standard" if dumb else "auto"}
+    if color is False or os.environ.get("NO_COLOR", "") != "":
+        return {"color_system": None}
+    return {}
+
+
+def stderr(color: bool | None = None) -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **colour(color))
 
 
-def stdout() -> Console:
+def stdout(color: bool | None = None) -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, **colour(color))
 
 
 def fail(message: str, hint: str | None, code: int) -> NoReturn:

@@ -60,3 +60,6 @@ _generate_tiers.register(app)
 from mlopsctl.cli import check as _check  # noqa: E402
 
 _check.register(app)
+from mlopsctl.cli import doctor as _doctor  # noqa: E402
+
+_doctor.register(app)

@@ -113,6 +113,7 @@ def render(design: StackDesign, format_: Format, *, terminal: bool = False) -> s
 
     from rich.console import Console
 
+    from mlopsctl.cli._common import colour
     from mlopsctl.cli._report import print_report
 
     buffer = io.StringIO()
@@ -120,9 +121,9 @@ def render(design: StackDesign, format_: Format, *, terminal: bool = False) -> s
         file=buffer,
         width=120,
         force_terminal=terminal,
-        no_color=not terminal,
         highlight=False,
         soft_wrap=False,
+        **(colour() if terminal else {"color_system": None}),
     )
     print_report(console, design)
     return buffer.getvalue()

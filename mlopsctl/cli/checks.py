@@ -36,7 +36,8 @@ def list_checks(
     ] = None,
     format_: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
 ) -> None:
-    """List every check: id, name, category and title."""
+    """List every check: id, name, category and title. Piped or redirected: one check a line,
+    tab-separated, no header; no value is ever cut."""
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
@@ -93,8 +94,11 @@ def print_catalog(specs: list[CheckSpec], *, as_json: bool) -> None:
 
         typer.echo(dumps([s.as_dict() for s in specs]), nl=False)
         return
-    for s in specs:
-        typer.echo(f"{s.id}  {s.name:<28} {s.category:<12} {s.title}")
+    from mlopsctl.cli._table import print_listing
+
+    print_listing(
+        ("id", "name", "category", "title"), [(s.id, s.name, s.category, s.title) for s in specs]
+    )
 
 
 def print_explanation(spec: CheckSpec) -> None:

@@ -32,7 +32,8 @@ def list_rules(
     ] = None,
     format_: Annotated[Format, typer.Option("--format", "-f", help="text or json.")] = Format.text,
 ) -> None:
-    """List every rule: id, name, category and summary."""
+    """List every rule: id, name, category and summary. Piped or redirected: one rule a line,
+    tab-separated, no header; no value is ever cut."""
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
@@ -53,16 +54,12 @@ def list_rules(
             data = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in rules]
             typer.echo(json.dumps(data, indent=2))
             return
-        from rich.table import Table
+        from mlopsctl.cli._table import print_listing
 
-        from mlopsctl.cli._common import stdout
-
-        table = Table(show_edge=False)
-        for col in ("id", "name", "category", "summary"):
-            table.add_column(col)
-        for r in rules:
-            table.add_row(r.id, r.name, r.category, r.summary)
-        stdout().print(table)
+        print_listing(
+            ("id", "name", "category", "summary"),
+            [(r.id, r.name, r.category, r.summary) for r in rules],
+        )
 
 
 @rules_app.command("explain")

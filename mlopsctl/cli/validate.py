@@ -69,7 +69,10 @@ def validate_cli(
     ] = None,
     color: Annotated[
         bool | None,
-        typer.Option("--color/--no-color", help="Colour the text output (default: on a terminal)."),
+        typer.Option(
+            "--color/--no-color",
+            help="Colour the text output (default: on a terminal, unless NO_COLOR is set).",
+        ),
     ] = None,
 ) -> None:
     from mlopsctl.cli._common import errors_to_exit_codes
@@ -131,20 +134,15 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 def _print_text(report: Report, color: bool | None) -> None:
-    from rich.console import Console
     from rich.markup import escape as markup_escape
 
+    from mlopsctl.cli._common import stderr, stdout
     from mlopsctl.cli._text import printable
 
     def escape(text: str) -> str:
         return markup_escape(printable(text))
 
-    console = Console(
-        highlight=False,
-        soft_wrap=True,
-        force_terminal=color if color is not None else None,
-        no_color=color is False,
-    )
+    console = stdout(color)
     current = None
     for f in report.findings:
         if f.path != current:
@@ -158,13 +156,7 @@ def _print_text(report: Report, color: bool | None) -> None:
         console.print(f"{escape(where)}  [{style} bold]{f.check}[/]  {escape(f.message)}{remedy}")
     if report.findings:
         console.print()
-    err = Console(
-        stderr=True,
-        highlight=False,
-        soft_wrap=True,
-        force_terminal=color if color is not None else None,
-        no_color=color is False,
-    )
+    err = stderr(color)
     grouped: dict[str, list[str]] = {}
     for n in report.notes:
         grouped.setdefault(n.message, []).append(n.check)
