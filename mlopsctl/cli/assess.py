@@ -56,7 +56,8 @@ def assess(
     rejected alternatives, sizing with formulas, a quick-start checklist and minimal config.
 
     Exit codes: 0 ok, 1 rule conflicts under --strict, 2 invalid answers, 4 abort rule."""
-    from mlopsctl.cli._common import collect_requirements, errors_to_exit_codes
+    from mlopsctl.cli._answers import collect_requirements
+    from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
         from mlopsctl.api import assess as run_assess

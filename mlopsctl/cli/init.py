@@ -96,7 +96,8 @@ def run_generation(
     the tier to at least that one (``design``, ``lifecycle``). ``dry_run``: show what would be
     written, write nothing. ``report_to``: the stream that gets the JSON report (``--format
     json``); the text goes to stdout otherwise."""
-    from mlopsctl.cli._common import collect_requirements, errors_to_exit_codes, interactive
+    from mlopsctl.cli._answers import collect_requirements
+    from mlopsctl.cli._common import errors_to_exit_codes, interactive
 
     with errors_to_exit_codes():
         ask = interactive() and not defaults
