@@ -16,7 +16,7 @@ import pytest
 
 from mlopsctl.names import resource_names
 from mlopsctl.render import versions
-from tests.generated_cases import CASES, SCHEMAS, render_all
+from tests.generated_cases import SCHEMAS, render_all
 
 # YAML `image:`, Dockerfile `FROM`, Jenkins `image '...'`, Python `..._IMAGE = "..."`.
 IMAGE_REF = re.compile(
@@ -29,7 +29,9 @@ IMAGE_REF = re.compile(
 USES = re.compile(r"""^\s*(?:-\s*)?uses:\s*["']?(?P<ref>[^\s"'#]+)""", re.MULTILINE)
 PIN = re.compile(r"(?<![\w.-])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)==(?P<version>[0-9][^\s\"'`;,)]*)")
 # A pip install of mlopsctl by its name, which anyone could register on a public index.
-MLOPSCTL_BY_NAME = re.compile(r"pip\s+install\b[^\n]*(?<![\w/.-])mlopsctl(?:\[[^\]]*\])?(?:[=<>~!]=|\s|$)")
+MLOPSCTL_BY_NAME = re.compile(
+    r"pip\s+install\b[^\n]*(?<![\w/.-])mlopsctl(?:\[[^\]]*\])?(?:[=<>~!]=|\s|$)"
+)
 
 
 @pytest.fixture(scope="module")
