@@ -18,9 +18,11 @@ from mlopsctl.names import resource_names
 from mlopsctl.render import versions
 from tests.generated_cases import SCHEMAS, render_all
 
-# YAML `image:`, Dockerfile `FROM`, Jenkins `image '...'`, Python `..._IMAGE = "..."`.
+# YAML `image:` (GitLab's `image: name:` too), Dockerfile `FROM`, Jenkins `image '...'`, Python
+# `..._IMAGE = "..."`.
 IMAGE_REF = re.compile(
-    r"""^\s*(?:-\s*)?image:\s*["']?(?P<yaml>[^\s"'#]+)"""
+    r"""^[ \t]*(?:-[ \t]*)?image:[ \t]*["']?(?P<yaml>[^\s"'#]+)"""
+    r"""|^[ \t]*image:[ \t]*\n[ \t]+name:[ \t]*["']?(?P<gitlab>[^\s"'#]+)"""
     r"""|^FROM\s+(?P<docker>\S+)"""
     r"""|\bimage\s+'(?P<jenkins>[^']+)'"""
     r"""|_IMAGE\s*=\s*"(?P<python>[^"]+)\"""",
@@ -229,3 +231,50 @@ def test_the_spark_pins_override_only_pinned_packages() -> None:
     table = versions()
     assert set(table["spark_packages"]) <= set(table["packages"])
     assert set(table["image_python"]) <= set(table["images"])
+
+
+@pytest.mark.slow
+def test_the_install_script_installs_a_committed_wheel_that_make_validate_runs(
+    tmp_path: Path,
+) -> None:
+    """The documented set-up, end to end: a wheel of mlopsctl committed to the repository and its
+    digest in MLOPSCTL_SHA256; the script installs it into .venv/mlopsctl and `make validate`
+    runs that mlopsctl with none on PATH."""
+    import hashlib
+    import sys
+
+    from mlopsctl.render import generate
+    from tests.conftest import REPO
+    from tests.generated_cases import CASES
+
+    root = tmp_path / "p"
+    generate(CASES["production-lightgbm-gitlab"].design(), root)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "ci"), REPO],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = (root / "ci").glob("mlopsctl-*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    python_dir = str(Path(sys.executable).parent)  # a python3 to build the virtualenv with
+    path = f"{python_dir}:/usr/bin:/bin"
+    run = _install(
+        root,
+        tmp_path,
+        PATH=path,
+        MLOPSCTL_SPEC=f"ci/{wheel.name}",
+        MLOPSCTL_SHA256=digest,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "mlopsctl " in run.stdout  # the installed one says its version
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no mlopsctl on PATH
+    validate = subprocess.run(
+        ["make", "--no-print-directory", "validate"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert ".venv/mlopsctl/bin/mlopsctl validate ." in validate.stdout
