@@ -28,11 +28,13 @@ IMAGE_REF = re.compile(
     r"""|_IMAGE\s*=\s*"(?P<python>[^"]+)\"""",
     re.MULTILINE,
 )
+PYTHON_VERSION = re.compile(r"""^\s*python-version:\s*["']?(?P<version>[^\s"'#]+)""", re.MULTILINE)
 USES = re.compile(r"""^\s*(?:-\s*)?uses:\s*["']?(?P<ref>[^\s"'#]+)""", re.MULTILINE)
 PIN = re.compile(r"(?<![\w.-])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)==(?P<version>[0-9][^\s\"'`;,)]*)")
-# A pip install of mlopsctl by its name, which anyone could register on a public index.
+# A pip install of mlopsctl by its name, which anyone could register on a public index (not a
+# direct reference, `mlopsctl @ <url>`).
 MLOPSCTL_BY_NAME = re.compile(
-    r"pip\s+install\b[^\n]*(?<![\w/.-])mlopsctl(?:\[[^\]]*\])?(?:[=<>~!]=|\s|$)"
+    r"pip\s+install\b[^\n]*(?<![\w/.-])mlopsctl(?:\[[^\]]*\])?(?:[=<>~!]=|\s(?!\s*@)|$)"
 )
 
 
@@ -81,7 +83,7 @@ def test_every_version_in_a_generated_file_comes_from_the_table(
     actions = set(table["actions"].values())
     pins = _table_pins()
     stray: list[str] = []
-    seen = {"image": 0, "uses": 0, "pin": 0}
+    seen = {"image": 0, "uses": 0, "pin": 0, "python": 0}
     for name, (design, root) in rendered.items():
         names = resource_names(design.requirements.project_name)
         # The project's own images are tagged with the MLflow version they carry.
@@ -99,6 +101,10 @@ def test_every_version_in_a_generated_file_comes_from_the_table(
                 seen["uses"] += 1
                 if m["ref"] not in actions:
                     stray.append(f"{name}/{rel}: uses {m['ref']}")
+            for m in PYTHON_VERSION.finditer(text):
+                seen["python"] += 1
+                if m["version"] != table["python"]:
+                    stray.append(f"{name}/{rel}: python-version {m['version']}")
             for m in PIN.finditer(text):
                 seen["pin"] += 1
                 if m["version"] not in pins.get(m["name"].lower(), set()):
