@@ -29,6 +29,7 @@ IMAGE_REF = re.compile(
     re.MULTILINE,
 )
 PYTHON_VERSION = re.compile(r"""^\s*python-version:\s*["']?(?P<version>[^\s"'#]+)""", re.MULTILINE)
+RUNS_ON = re.compile(r"""^\s*runs-on:\s*["']?(?P<runner>[^\s"'#]+)""", re.MULTILINE)
 USES = re.compile(r"""^\s*(?:-\s*)?uses:\s*["']?(?P<ref>[^\s"'#]+)""", re.MULTILINE)
 PIN = re.compile(r"(?<![\w.-])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)==(?P<version>[0-9][^\s\"'`;,)]*)")
 # A pip install of mlopsctl by its name, which anyone could register on a public index (not a
@@ -83,7 +84,7 @@ def test_every_version_in_a_generated_file_comes_from_the_table(
     actions = set(table["actions"].values())
     pins = _table_pins()
     stray: list[str] = []
-    seen = {"image": 0, "uses": 0, "pin": 0, "python": 0}
+    seen = {"image": 0, "uses": 0, "pin": 0, "python": 0, "runner": 0}
     for name, (design, root) in rendered.items():
         names = resource_names(design.requirements.project_name)
         # The project's own images are tagged with the MLflow version they carry.
@@ -101,6 +102,10 @@ def test_every_version_in_a_generated_file_comes_from_the_table(
                 seen["uses"] += 1
                 if m["ref"] not in actions:
                     stray.append(f"{name}/{rel}: uses {m['ref']}")
+            for m in RUNS_ON.finditer(text):
+                seen["runner"] += 1
+                if m["runner"] != table["github_runner"]:
+                    stray.append(f"{name}/{rel}: runs-on {m['runner']}")
             for m in PYTHON_VERSION.finditer(text):
                 seen["python"] += 1
                 if m["version"] != table["python"]:
