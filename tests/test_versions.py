@@ -19,13 +19,14 @@ from mlopsctl.render import versions
 from tests.generated_cases import SCHEMAS, render_all
 
 # YAML `image:` (GitLab's `image: name:` too), Dockerfile `FROM`, Jenkins `image '...'`, Python
-# `..._IMAGE = "..."`.
+# `..._IMAGE = "..."`, `docker create IMAGE` in a script.
 IMAGE_REF = re.compile(
     r"""^[ \t]*(?:-[ \t]*)?image:[ \t]*["']?(?P<yaml>[^\s"'#]+)"""
     r"""|^[ \t]*image:[ \t]*\n[ \t]+name:[ \t]*["']?(?P<gitlab>[^\s"'#]+)"""
     r"""|^FROM\s+(?P<docker>\S+)"""
     r"""|\bimage\s+'(?P<jenkins>[^']+)'"""
-    r"""|_IMAGE\s*=\s*"(?P<python>[^"]+)\"""",
+    r"""|_IMAGE\s*=\s*"(?P<python>[^"]+)\""""
+    r"""|\bdocker\s+(?:create|run|pull)\s+(?P<cli>[^\s"')]+)""",
     re.MULTILINE,
 )
 PYTHON_VERSION = re.compile(r"""^\s*python-version:\s*["']?(?P<version>[^\s"'#]+)""", re.MULTILINE)
