@@ -5,10 +5,10 @@ local virtualenv).
 
 PyPI is asked through pip's own client (``pip index versions`` with the target Python and
 platform, wheels only), with no local index, wheel folder or constraints from this machine's pip
-configuration. An answer that a pin exists is kept in the user cache
-(``~/.cache/mlopsctl/test-pypi-pins``), which outlives the fresh clone each CI run starts from, so
-a run repeats only the questions not answered before; a fresh machine asks PyPI (CI may reach it).
-"""
+configuration. An answer that a pin exists is kept in the tests' cache (MLOPSCTL_TEST_CACHE,
+default ``~/.cache/mlopsctl-tests``, beside the generated project's virtualenv), which outlives the
+fresh clone each CI run starts from, so a run repeats only the questions not answered before; a
+fresh machine asks PyPI (CI may reach it)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from mlopsctl._cachedir import private_cache_dir
 from mlopsctl.render import versions
 from tests.generated_cases import render_all
 
@@ -118,8 +117,14 @@ class _Cache:
     """The answers "this pin exists for this Python and platform", one JSON file."""
 
     def __init__(self) -> None:
-        directory = private_cache_dir("test-pypi-pins")
-        self.path = directory / "exists.json" if directory else None
+        directory = Path(
+            os.environ.get("MLOPSCTL_TEST_CACHE") or Path.home() / ".cache" / "mlopsctl-tests"
+        )
+        self.path: Path | None = directory / "pypi-pins.json"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            self.path = None
         self.known: dict[str, bool] = {}
         if self.path is not None and self.path.is_file():
             try:
