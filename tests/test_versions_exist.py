@@ -29,7 +29,7 @@ from tests.generated_cases import render_all
 # The newest glibc each target has: manylinux wheels up to it install there.
 GLIBC_MINOR = {
     "ci": 39,  # ubuntu-24.04 runners (and the local virtualenv)
-    "python": 36,  # python:3.11-slim-bookworm: Debian 12
+    "python": 41,  # python:3.11-slim-trixie: Debian 13
     "spark": 35,  # apache/spark 3.5 images: Ubuntu 22.04
     "mlflow": 41,  # ghcr.io/mlflow/mlflow: python:3.11-slim-trixie, Debian 13
 }
