@@ -73,6 +73,8 @@ def _targets(tmp: Path) -> dict[tuple[str, str], set[tuple[str, str]]]:
         for dockerfile in sorted(root.glob("deploy/*/Dockerfile")):
             base, pins = _dockerfile_pins(root, dockerfile)
             key = image_key[base]  # every base image is in the table (tests/test_versions.py)
+            if key == "mlflow":  # the MLflow image carries the mlflow package of its tag
+                pins.add(("mlflow", table["packages"]["mlflow"]))
             out.setdefault((key, table["image_python"][key]), set()).update(pins)
     return out
 
@@ -89,13 +91,18 @@ def _pip_env() -> dict[str, str]:
     return env
 
 
+def _wheels_for(glibc_minor: int) -> list[str]:
+    """pip's options for the CPython wheels that install on x86-64 Linux with that glibc."""
+    cmd = ["--only-binary=:all:", "--implementation", "cp"]
+    for minor in range(glibc_minor, 16, -1):
+        cmd += ["--platform", f"manylinux_2_{minor}_x86_64"]
+    return [*cmd, "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64"]
+
+
 def _available(name: str, python: str, glibc_minor: int | None) -> set[str]:
     cmd = [sys.executable, "-m", "pip", "index", "versions", name, "--python-version", python]
     if glibc_minor is not None:
-        cmd += ["--only-binary=:all:", "--implementation", "cp"]
-        for minor in range(glibc_minor, 16, -1):
-            cmd += ["--platform", f"manylinux_2_{minor}_x86_64"]
-        cmd += ["--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64"]
+        cmd += _wheels_for(glibc_minor)
     run = subprocess.run(
         cmd, env=_pip_env(), capture_output=True, text=True, timeout=300, check=False
     )
@@ -188,3 +195,53 @@ def test_the_pins_of_each_image_are_read_from_its_dockerfile(tmp_path: Path) -> 
     base, pins = _dockerfile_pins(tmp_path, dockerfile)
     assert base == "apache/spark:3.5.8-python3"
     assert pins == {("numpy", "2.2.6"), ("scipy", "1.15.3"), ("boto3", "1.2")}
+
+
+def _resolves(pins: set[tuple[str, str]], python: str, target: str, tmp: Path) -> str:
+    """Why pip finds no set of distributions holding all of ``pins`` with their dependencies for
+    that Python, or "" when it does (``--dry-run``: metadata only, nothing installed). For this
+    interpreter's own Python pip resolves as it would install here, pure-Python source-only
+    dependencies included (kfp-server-api); for another Python, wheels for the target platform."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    reqs = tmp / "requirements.txt"
+    reqs.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins)), encoding="utf-8")
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
+    if python != f"{sys.version_info.major}.{sys.version_info.minor}":
+        cmd += ["--python-version", python, *_wheels_for(GLIBC_MINOR[target])]
+    cmd += ["--target", str(tmp / "target"), "-r", str(reqs)]
+    run = subprocess.run(
+        cmd, env=_pip_env(), capture_output=True, text=True, timeout=900, check=False
+    )
+    return "" if run.returncode == 0 else (run.stdout + run.stderr)[-3000:]
+
+
+@pytest.mark.slow
+def test_each_pin_set_installs_together_for_the_python_that_installs_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The pins of each image (and of CI), with every dependency they pull in, resolve to wheels
+    for its Python: the union over every rendered project, which holds each project's own set.
+    Source-only projects (SDIST_ONLY) are left out: the test above finds them."""
+    targets = _targets(tmp_path_factory.mktemp("sets"))
+    cache = _Cache()
+    todo = []
+    for (target, python), pins in sorted(targets.items()):
+        wheels = {(n, v) for n, v in pins if n not in SDIST_ONLY}
+        key = _Cache.key(target, python, "resolves", json.dumps(sorted(wheels)))
+        if not cache.known.get(key):
+            todo.append((key, target, python, wheels))
+    work = tmp_path_factory.mktemp("resolve")
+
+    def ask(item: tuple[str, str, str, set[tuple[str, str]]]) -> tuple[str, str, str]:
+        key, target, python, wheels = item
+        return key, f"{target} (Python {python})", _resolves(wheels, python, target, work / key)
+
+    failures = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for key, where, why in pool.map(ask, todo):
+            if why:
+                failures.append(f"{where}:\n{why}")
+            else:
+                cache.known[key] = True
+    cache.save()
+    assert not failures, "\n\n".join(failures)
