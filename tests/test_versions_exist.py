@@ -152,11 +152,17 @@ class _Cache:
         tmp.replace(self.path)
 
 
+@pytest.fixture(scope="module")
+def targets(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    return _targets(tmp_path_factory.mktemp("pins"))
+
+
 @pytest.mark.slow
 def test_every_pin_exists_on_pypi_for_the_python_that_installs_it(
-    tmp_path_factory: pytest.TempPathFactory,
+    targets: dict[tuple[str, str], set[tuple[str, str]]],
 ) -> None:
-    targets = _targets(tmp_path_factory.mktemp("pins"))
     # The Spark image (Python 3.10) and CI (3.11) are among them, with the Spark pins.
     assert ("spark", "3.10") in targets and ("ci", versions()["python"]) in targets
     assert ("pyspark", versions()["packages"]["pyspark"]) in targets[("spark", "3.10")]
@@ -217,12 +223,12 @@ def _resolves(pins: set[tuple[str, str]], python: str, target: str, tmp: Path) -
 
 @pytest.mark.slow
 def test_each_pin_set_installs_together_for_the_python_that_installs_it(
+    targets: dict[tuple[str, str], set[tuple[str, str]]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """The pins of each image (and of CI), with every dependency they pull in, resolve to wheels
     for its Python: the union over every rendered project, which holds each project's own set.
     Source-only projects (SDIST_ONLY) are left out: the test above finds them."""
-    targets = _targets(tmp_path_factory.mktemp("sets"))
     cache = _Cache()
     todo = []
     for (target, python), pins in sorted(targets.items()):
