@@ -463,7 +463,7 @@ def test_production_deploys_only_after_manual_approval(projects: Any) -> None:
     gitlab = docs_of(projects["production-lightgbm-gitlab"][1] / ".gitlab-ci.yml")[0]
     assert gitlab["deploy-production"]["when"] == "manual"
     jenkins = (projects["experimental-batch-jenkins"][1] / "Jenkinsfile").read_text()
-    assert jenkins.count("{") == jenkins.count("}") and "input message:" in jenkins
+    assert jenkins.count("{") == jenkins.count("}") and "input {" in jenkins
 
 
 # --- secrets ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ COMMON = {
     "MLproject",
     "Makefile",
     "README.md",
+    "ci/install-mlopsctl.sh",
     "config/experiment-tracking.json",
     "config/model-registry.json",
     "config/monitoring.json",
