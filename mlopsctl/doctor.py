@@ -75,11 +75,11 @@ def _check_ids(*predicates: str) -> tuple[str, ...]:
     return tuple(s.id for s in catalog() if s.predicate in predicates)
 
 
-def _program_version(path: str, *args: str) -> str | None:
+def _program_version(path: str) -> str | None:
     """The first version number ``PROGRAM --version`` prints, or None."""
     try:
         proc = subprocess.run(
-            [path, *args],
+            [path, "--version"],
             capture_output=True,
             text=True,
             timeout=VERSION_TIMEOUT,
@@ -118,7 +118,7 @@ def _promtool() -> Tool:
         name="promtool",
         kind="program",
         present=path is not None,
-        version=_program_version(path, "--version") if path else None,
+        version=_program_version(path) if path else None,
         location=path,
         checks=_check_ids("prometheus_rules"),
         commands=(),
@@ -153,7 +153,7 @@ def _git() -> Tool:
         name="git",
         kind="program",
         present=path is not None,
-        version=_program_version(path, "--version") if path else None,
+        version=_program_version(path) if path else None,
         location=path,
         checks=(),
         commands=("update",),
