@@ -345,3 +345,42 @@ def test_answers_check_reads_yaml_1_2_as_init_does(tmp_path: Path) -> None:
     findings = validate(tmp_path, select=["MLV108"]).findings
     assert findings
     assert {(f.check, f.line) for f in findings} == {("MLV108", 2)}
+
+
+_ISVC = """apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: NAME
+  labels: LABELS
+spec:
+  predictor:
+    CANARY
+    model: {modelFormat: {name: sklearn}, storageUri: "s3://models/fraud"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("shadow_labels", "flagged"),
+    [
+        ("{mlopsctl.dev/role: shadow}", False),  # a copy of live traffic, answering no user
+        ("{app: fraud}", True),  # any other service without a canary is a production rollout
+    ],
+)
+def test_a_shadow_service_needs_no_canary(
+    shadow_labels: str, flagged: bool, tmp_path: Path
+) -> None:
+    (tmp_path / "mlopsctl.yaml").write_text("project_name: fraud\ngovernance_level: production\n")
+    (tmp_path / "k8s").mkdir()
+    champion = (
+        _ISVC.replace("NAME", "fraud")
+        .replace("LABELS", "{app: fraud}")
+        .replace("CANARY", "canaryTrafficPercent: 10")
+    )
+    shadow = (
+        _ISVC.replace("NAME", "fraud-shadow")
+        .replace("LABELS", shadow_labels)
+        .replace("CANARY", "minReplicas: 1")
+    )
+    (tmp_path / "k8s" / "serving.yaml").write_text(champion + "---\n" + shadow)
+    report = validate(tmp_path, select=["MLV215"])
+    assert [f.path for f in report.findings] == (["k8s/serving.yaml"] if flagged else [])

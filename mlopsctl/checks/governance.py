@@ -119,9 +119,17 @@ def _canary_track(o: KubeObject) -> bool:
     )
 
 
+def _shadow(o: KubeObject) -> bool:
+    """A shadow service (label ``mlopsctl.dev/role: shadow``): it gets a copy of live requests
+    and its answers never reach users, so no rollout applies to it."""
+    labels = _get(o.data, ("metadata", "labels"))
+    return isinstance(labels, dict) and labels.get("mlopsctl.dev/role") == "shadow"
+
+
 @predicate()
 def progressive_rollout(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     serving = ctx.repo.objects("InferenceService", "Deployment", "Rollout", "Canary")
+    serving = [o for o in serving if not _shadow(o)]
     serving = [o for o in serving if not (o.kind == "Deployment" and _runs_tracking_server(o))]
     isvcs = [o for o in serving if o.kind == "InferenceService"]
     deployments = [o for o in serving if o.kind == "Deployment"]
