@@ -89,6 +89,12 @@ def _no_requests(answers: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _no_serving_replicas(answers: Mapping[str, Any]) -> str | None:
+    if answers.get("deployment_target") == "batch":
+        return "a batch target has no serving replicas to put GPUs on"
+    return None
+
+
 def _no_endpoint(answers: Mapping[str, Any]) -> str | None:
     target = answers.get("deployment_target")
     if isinstance(target, str) and target not in _ONLINE:
@@ -103,6 +109,7 @@ _SKIPS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "scale_requirements.rps": _no_requests,
     "scale_requirements.latency_ms": _no_requests,
     "scale_requirements.concurrent_users": _no_requests,
+    "gpu": _no_serving_replicas,
 }
 # Questions asked earlier than their field's place in the model, before the ones they decide.
 _ORDER = {"deployment_target": "model_server"}

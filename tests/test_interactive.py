@@ -651,7 +651,9 @@ def test_a_tampered_saved_answer_is_ignored(tmp_path: Path) -> None:
 
 
 def test_a_batch_target_is_not_asked_for_serving_figures(tmp_path: Path) -> None:
-    source = answers_file(tmp_path, "deployment_target", "model_server", "scale_requirements")
+    source = answers_file(
+        tmp_path, "deployment_target", "model_server", "scale_requirements", "gpu"
+    )
     child = spawn("init", "nightly", "--answers", str(source), cwd=tmp_path)
     answer(child, "Deployment target", "batch")
     child.expect_exact("Data volume per run (GB)")
@@ -661,11 +663,13 @@ def test_a_batch_target_is_not_asked_for_serving_figures(tmp_path: Path) -> None
     refused(child, "", "give at least one of data_volume_gb")
     child.sendline("40")
     seen += finish(child, "nightly", generate=False)
-    for serving in ("Model server", "Peak requests per second", "Latency SLA", "Concurrent users"):
-        assert serving not in seen
+    serving = ("Model server", "Peak requests", "Latency SLA", "Concurrent users", "GPUs available")
+    for asked in serving:
+        assert asked not in seen
     assert "Not asked, as they do not apply:" in seen
     assert "scale_requirements.rps: a batch target serves no requests" in seen
     assert "model_server: a model server runs only for online serving" in seen
+    assert "gpu: a batch target has no serving replicas to put GPUs on" in seen
     assert "Summary for demo" in seen  # the answers validate
 
 
