@@ -159,6 +159,7 @@ def test_applicability_lives_on_the_questions() -> None:
         "scale_requirements.rps",
         "scale_requirements.latency_ms",
         "scale_requirements.concurrent_users",
+        "gpu",
     }
     for target in ("edge", "embedded"):
         assert {q.key for q in questions() if q.skip_reason({"deployment_target": target})} == {
@@ -168,6 +169,7 @@ def test_applicability_lives_on_the_questions() -> None:
         assert not [q for q in questions() if q.skip_reason({"deployment_target": target})]
     keys = [q.key for q in questions()]
     assert keys.index("deployment_target") < keys.index("model_server")
+    assert keys.index("deployment_target") < keys.index("gpu")
     level = question("maturity_level")
     assert level is not None and level.label(2) == "CI/CD for pipelines"
 
