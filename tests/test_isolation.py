@@ -369,6 +369,7 @@ def test_update_report_escapes_control_characters(capsys: pytest.CaptureFixture[
         changed=[change],
         conflicts=[change],
         destination=Path("/tmp/pro\x1bject"),
+        answers_uncommitted=False,
         file_diff=lambda: "--- a\n+++ b\n@@ -1 +1 @@\n-old\x1b[2J\n+\tnew\n",
     )
     assert _report(plan, dry_run=True) == 3  # type: ignore[arg-type]
