@@ -57,3 +57,6 @@ _validate.register(app)
 from mlopsctl.cli import generate_tiers as _generate_tiers  # noqa: E402
 
 _generate_tiers.register(app)
+from mlopsctl.cli import rehearse as _rehearse  # noqa: E402
+
+_rehearse.register(app)
