@@ -16,6 +16,8 @@ from mlopsctl.rehearse.errors import MissingToolError
 
 USER = "mlflow"
 DATABASE = "mlflow"
+# Debian installs the server's programs off PATH, one directory per major version.
+DEBIAN_BINARIES = "/usr/lib/postgresql/*/bin/initdb"
 _INSTALL = "apt-get install postgresql (Debian, Ubuntu) or your system's PostgreSQL server package"
 
 
@@ -25,7 +27,7 @@ def binaries() -> Path:
     if found and shutil.which("postgres", path=str(Path(found).parent)):
         return Path(found).parent
     versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        glob.glob(DEBIAN_BINARIES),
         key=lambda p: (
             int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
         ),
