@@ -118,7 +118,8 @@ def test_pod_paths_under_volumes_and_workdir_are_made_local(tmp_path: Path) -> N
     )
     assert pod.local("/app/src/train.py") == f"{tmp_path}/root/app/src/train.py"
     assert pod.local("/application") == "/application"
-    assert pod.local("/data-that-does-not-exist/in.csv") == f"{pod.volume('/data-that-does-not-exist')}/in.csv"
+    data = pod.volume("/data-that-does-not-exist")
+    assert pod.local("/data-that-does-not-exist/in.csv") == f"{data}/in.csv"
     assert pod.local("/tmp/x") == "/tmp/x"  # mounted over in the pod's namespace
     assert pod.env["HOME"] == "/"  # what container runtimes set when the image sets none
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 
 from mlopsctl.rehearse import _proc, images, manifests, objectstore, pod, postgres
 from mlopsctl.rehearse._proc import http_call, wait_for
@@ -76,8 +77,21 @@ def _localized(argv: list[str], port: int) -> tuple[list[str], list[str]]:
     return out, changed
 
 
-def start_tracking_server(stage: Stage, container: manifests.Container) -> dict[str, object]:
-    """Start the object store, PostgreSQL and the server; the facts later checks use."""
+@dataclass(frozen=True)
+class TrackingServer:
+    """The started server and what was run."""
+
+    service: _proc.Service
+    argv: list[str]
+    substituted: list[str]
+    port: int
+    uid: int
+    artifact_root: str
+    image_user: tuple[int, int] | None
+
+
+def start_tracking_server(stage: Stage, container: manifests.Container) -> TrackingServer:
+    """Start the object store, PostgreSQL and the server, as the manifest wires them."""
     dockerfile = stage.file(DOCKERFILE)
     image = images.read_dockerfile(dockerfile)
     uid = container.uid if container.uid is not None else (image.user or (0, 0))[0]
@@ -111,7 +125,6 @@ def start_tracking_server(stage: Stage, container: manifests.Container) -> dict[
     env["PATH"] = f"{venv / 'bin'}:{pod.SYSTEM_PATH}"
     # Cluster DNS: the pod's HTTP clients (boto3 to the store) resolve Service names through it.
     env["HTTP_PROXY"] = env["http_proxy"] = stage.network.proxy_url
-    container_port = container.ports.get("http", 5000)
     port = _proc.free_port()
     argv, substituted = _localized(container.expanded(env), port)
     root = stage.workspace / "mlflow-image"
@@ -129,16 +142,7 @@ def start_tracking_server(stage: Stage, container: manifests.Container) -> dict[
     )
     service = server_pod.start(argv, log=stage.workspace / "mlflow.log", port=port)
     stage.services.append(service)
-    return {
-        "service": service,
-        "argv": argv,
-        "substituted": substituted,
-        "container_port": container_port,
-        "port": port,
-        "uid": uid,
-        "artifact_root": artifact_root,
-        "image_user": image.user,
-    }
+    return TrackingServer(service, argv, substituted, port, uid, artifact_root, image.user)
 
 
 def python_version(stage: Stage) -> str:
@@ -166,12 +170,10 @@ def rehearse_tracking_server(stage: Stage) -> None:
     name = f"{stage.project_name}-mlflow"
     container = manifests.container(path, name, CONTAINER)
     svc = manifests.service(path, name)
-    facts = start_tracking_server(stage, container)
-    service = facts["service"]
-    port = int(str(facts["port"]))
-    assert isinstance(service, _proc.Service)
+    server = start_tracking_server(stage, container)
+    service, port = server.service, server.port
     pg: postgres.Postgres = stage.shared["postgres"]
-    command = shlex.join(str(a) for a in facts["argv"]).replace(pg.password, "***")  # type: ignore[attr-defined]
+    command = shlex.join(server.argv).replace(pg.password, "***")
     liveness = container.probes.get("livenessProbe")
     readiness = container.probes.get("readinessProbe")
 
@@ -182,11 +184,11 @@ def rehearse_tracking_server(stage: Stage) -> None:
         return _probe_answer(port, probe) < 400
 
     started = wait_for(service, live, STARTUP_SECONDS)
-    substituted = ", ".join(facts["substituted"]) or "nothing"  # type: ignore[arg-type]
+    substituted = ", ".join(server.substituted) or "nothing"
     stage.check(
         "server starts as the manifest runs it",
         started,
-        f"`{command}` as uid {facts['uid']} without a passwd entry, read-only root: "
+        f"`{command}` as uid {server.uid} without a passwd entry, read-only root: "
         f"{container.read_only_root}, writable: {', '.join(container.mounts) or 'nothing'}; "
         f"substituted: {substituted}; the Secret's values are the local PostgreSQL and "
         "S3-compatible store",
@@ -197,10 +199,10 @@ def rehearse_tracking_server(stage: Stage) -> None:
     )
     if not started:
         return
-    image_user = facts["image_user"]
+    image_user = server.image_user
     stage.check(
         "the image's user is the pod's",
-        image_user is None or tuple(image_user) == (container.uid, container.gid),  # type: ignore[arg-type]
+        image_user is None or image_user == (container.uid, container.gid),
         f"{DOCKERFILE} USER against the manifest's runAsUser/runAsGroup",
         f"image {image_user}, manifest ({container.uid}, {container.gid})",
     )
@@ -253,7 +255,7 @@ def rehearse_tracking_server(stage: Stage) -> None:
     stage.shared["tracking"] = {
         "port": port,
         "host": svc.hosts(5000, NAMESPACE)[0],
-        "artifact_root": facts["artifact_root"],
+        "artifact_root": server.artifact_root,
         "service": service,
     }
 
