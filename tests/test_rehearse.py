@@ -141,6 +141,41 @@ def test_rehearse_without_postgresql_exits_2_naming_the_package(
     assert "apt-get install postgresql" in result.output
 
 
+def test_rehearse_as_another_user_than_root_exits_2_saying_why(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    result = CliRunner().invoke(app, ["rehearse", str(project)])
+    assert result.exit_code == 2, result.output
+    assert "needs root" in result.output and "sudo mlopsctl rehearse" in result.output
+
+
+@pytest.mark.parametrize(("passed", "code"), [(True, 0), (False, 1)])
+def test_rehearse_reports_each_handoff_and_exits_1_on_a_failed_one(
+    project: Path, monkeypatch: pytest.MonkeyPatch, passed: bool, code: int
+) -> None:
+    report = Rehearsal(
+        project,
+        [
+            Handoff(
+                "tracking-server",
+                "in-cluster clients are served",
+                passed,
+                "GET /api with Host svc:5000",
+                "403 Invalid Host",
+            )
+        ],
+    )
+    monkeypatch.setattr("mlopsctl.rehearse.rehearse", lambda directory, keep: report)
+    result = CliRunner().invoke(app, ["rehearse", str(project)])
+    assert result.exit_code == code, result.output
+    mark = "pass" if passed else "FAIL"
+    assert f"{mark}  tracking-server: in-cluster clients are served" in result.output
+    assert "checked: GET /api with Host svc:5000" in result.output
+    assert ("403 Invalid Host" in result.output) is not passed
+    assert f"{int(passed)} handoffs passed, {int(not passed)} failed" in result.output
+
+
 # One rehearsal of the default profile, its services kept running for the tests below.
 @pytest.fixture(scope="module")
 def rehearsal(project: Path) -> Iterator[tuple[Stage, Rehearsal]]:
