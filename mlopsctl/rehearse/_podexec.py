@@ -22,8 +22,13 @@ _KERNEL_TREES = ("/proc", "/sys", "/dev")
 _PR_SET_NO_NEW_PRIVS = 38
 
 
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, stdin=subprocess.DEVNULL)
+def _bind(source: str, target: str, *, writable: bool = False) -> None:
+    subprocess.run(["mount", "--bind", "--", source, target], check=True, stdin=subprocess.DEVNULL)
+    if writable:
+        # A bind mount keeps the read-only flag of the mount its source is on.
+        subprocess.run(
+            ["mount", "-o", "remount,bind,rw", "--", target], check=True, stdin=subprocess.DEVNULL
+        )
 
 
 def _mount_points() -> list[str]:
@@ -40,20 +45,18 @@ def main(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
     for target, replacement in spec["etc"].items():
-        _mount("--bind", replacement, target)
+        _bind(replacement, target)
     if spec["read_only_root"]:
         for target in _mount_points():
             # A mount point may be shadowed by a later mount on a parent; remount what is there.
             subprocess.run(
-                ["mount", "-o", "remount,bind,ro", target],
+                ["mount", "-o", "remount,bind,ro", "--", target],
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=False,
             )
     for source, target in spec["volumes"]:
-        # A bind mount keeps the read-only flag of the mount its source is on.
-        _mount("--bind", source, target)
-        _mount("-o", "remount,bind,rw", target)
+        _bind(source, target, writable=True)
     gid, uid = spec["gid"], spec["uid"]
     os.setgroups([])
     os.setgid(gid)

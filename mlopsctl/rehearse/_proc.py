@@ -104,9 +104,9 @@ class Service:
 
 
 def start(
-    name: str,
     argv: Sequence[str],
     *,
+    name: str,
     env: Mapping[str, str],
     log: Path,
     cwd: Path | None = None,
@@ -114,7 +114,7 @@ def start(
 ) -> Service:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            list(argv),
+            [*argv],
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
@@ -150,7 +150,7 @@ def run(
     """Run to completion, output captured; a time-out is a failed run (exit code -9)."""
     try:
         return subprocess.run(
-            list(argv),
+            [*argv],
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,

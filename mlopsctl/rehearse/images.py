@@ -194,7 +194,7 @@ def install(requirements: list[str], python: Path, cache: Path, what: str) -> Pa
     cache.mkdir(parents=True, exist_ok=True)
     cache.chmod(0o755)
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([str(python), "-m", "venv", str(venv)], check=True, capture_output=True)
+    subprocess.run([str(python), "-m", "venv", "--", str(venv)], check=True, capture_output=True)
     listing = venv / "requirements.txt"
     listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     installed = subprocess.run(

@@ -70,8 +70,8 @@ def start(venv: Path, workspace: Path, timeout: float = 60) -> ObjectStore:
         )
     port = _proc.free_port()
     service = _proc.start(
-        "object-store",
         [str(server), "-H", _proc.LOOPBACK, "-p", str(port)],
+        name="object-store",
         env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"},
         log=workspace / "object-store.log",
         cwd=workspace,

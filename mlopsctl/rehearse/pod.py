@@ -145,7 +145,7 @@ class Pod:
         ]
 
     def start(self, argv: Sequence[str], *, log: Path, port: int | None = None) -> _proc.Service:
-        return _proc.start(self.name, self._argv(argv), env=_root_env(), log=log, port=port)
+        return _proc.start(self._argv(argv), name=self.name, env=_root_env(), log=log, port=port)
 
     def run(self, argv: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return _proc.run(self._argv(argv), env=_root_env(), timeout=timeout)
@@ -164,7 +164,18 @@ def _under(value: str, prefix: str) -> bool:
 def runs_as(python: Path, uid: int, gid: int) -> bool:
     """Whether ``uid`` can start this interpreter (an interpreter under /root cannot)."""
     result = subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", str(python), "-c", ""],
+        [
+            "setpriv",
+            "--reuid",
+            str(uid),
+            "--regid",
+            str(gid),
+            "--clear-groups",
+            "--",
+            str(python),
+            "-c",
+            "",
+        ],
         env={"PATH": SYSTEM_PATH},
         capture_output=True,
         check=False,

@@ -75,7 +75,7 @@ def start(workspace: Path, timeout: float = 60) -> Postgres:
     pwfile.write_text(password + "\n", encoding="utf-8")
     for path in (home, data, pwfile):
         os.chown(path, uid, gid)
-    as_owner = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    as_owner = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
     env = {"PATH": _proc_path(bindir), "LANG": "C.UTF-8"}
     init = _proc.run(
         [
@@ -98,8 +98,8 @@ def start(workspace: Path, timeout: float = 60) -> Postgres:
         raise MissingToolError(f"initdb failed: {init.stderr[-1500:]}", hint=_INSTALL)
     port = _proc.free_port()
     service = _proc.start(
-        "postgres",
-        [
+        name="postgres",
+        argv=[
             *as_owner,
             str(bindir / "postgres"),
             "-D",
