@@ -273,3 +273,14 @@ def test_a_training_run_that_fails_part_way_leaves_the_registry_as_it_was(
     assert "model-registry.json" in run.result.stderr
     after = entrypoints.registry_state(stage, NAME, aliases)
     assert after == before, "a failed training run changed the registry"
+
+
+def test_a_base_image_the_rehearsal_does_not_know_is_not_rehearsable(tmp_path: Path) -> None:
+    from mlopsctl.rehearse.errors import NotRehearsable
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM apache/spark:3.5.7-python3\nUSER 185\nRUN pip install x==1\n")
+    image = images.read_dockerfile(dockerfile)
+    assert image.user == (185, 185)
+    with pytest.raises(NotRehearsable, match="apache/spark"):
+        image.requirements(tmp_path)

@@ -14,3 +14,10 @@ class MissingToolError(MlopsctlError):
 class ProjectError(UsageError):
     """The directory is not a generated repository the rehearsal can run (a file is missing or
     does not say what the rehearsal reads from it)."""
+
+
+class NotRehearsable(MlopsctlError):
+    """A part of the project the rehearsal cannot run yet (an image base it does not know):
+    reported as a failed handoff of its component, not as bad input."""
+
+    exit_code = ExitCode.FINDINGS

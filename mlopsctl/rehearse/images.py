@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlopsctl.rehearse.errors import MissingToolError, ProjectError
+from mlopsctl.rehearse.errors import MissingToolError, NotRehearsable, ProjectError
 from mlopsctl.rehearse.pod import runs_as
 
 # What a base image brings, as pip requirements (the tag is the version).
@@ -56,9 +56,9 @@ def _base_payload(base: str, dockerfile: Path) -> str:
         match = pattern.match(base)
         if match:
             return payload.format(**match.groupdict())
-    raise ProjectError(
-        f"{dockerfile}: the rehearsal does not know what the base image {base} installs",
-        hint="base the image on one the generator uses (python, ghcr.io/mlflow/mlflow)",
+    raise NotRehearsable(
+        f"{dockerfile}: the rehearsal does not know what the base image {base} installs "
+        "(it knows python and ghcr.io/mlflow/mlflow)"
     )
 
 

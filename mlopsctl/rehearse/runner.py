@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mlopsctl.rehearse.errors import ProjectError
+from mlopsctl.rehearse.errors import NotRehearsable, ProjectError
 from mlopsctl.rehearse.network import ClusterNetwork
 from mlopsctl.rehearse.stage import Rehearsal, Stage
 
@@ -124,7 +124,10 @@ def run_components(stage: Stage, only: tuple[str, ...] = ()) -> Rehearsal:
         if missing:
             stage.skip("all", spec.name, f"not reached: {', '.join(missing)} failed")
             continue
-        spec.run(stage)
+        try:
+            spec.run(stage)
+        except NotRehearsable as exc:
+            stage.check("can be rehearsed", False, spec.name, exc.message)
     return report
 
 
