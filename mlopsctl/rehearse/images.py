@@ -5,6 +5,7 @@ keyed by what it installs."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -193,8 +194,24 @@ def install(requirements: list[str], python: Path, cache: Path, what: str) -> Pa
         return venv
     cache.mkdir(parents=True, exist_ok=True)
     cache.chmod(0o755)
+    # One builder at a time per environment: concurrent rehearsals share the cache.
+    with (cache / f"env-{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".complete").is_file():
+            _build(venv, requirements, python, what)
+    return venv
+
+
+def _build(venv: Path, requirements: list[str], python: Path, what: str) -> None:
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([str(python), "-m", "venv", "--", str(venv)], check=True, capture_output=True)
+    made = subprocess.run(
+        [str(python), "-m", "venv", "--", str(venv)], capture_output=True, text=True, check=False
+    )
+    if made.returncode != 0:
+        raise MissingToolError(
+            f"{what}: {python} -m venv failed:\n{made.stderr[-2000:]}",
+            hint="install the interpreter's venv module (apt-get install python3-venv)",
+        )
     listing = venv / "requirements.txt"
     listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     installed = subprocess.run(
@@ -210,4 +227,3 @@ def install(requirements: list[str], python: Path, cache: Path, what: str) -> Pa
             hint=f"the package index must serve every pinned version (pip install -r {listing})",
         )
     (venv / ".complete").write_text("ok\n", encoding="utf-8")
-    return venv
