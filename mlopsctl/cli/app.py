@@ -63,3 +63,6 @@ _check.register(app)
 from mlopsctl.cli import doctor as _doctor  # noqa: E402
 
 _doctor.register(app)
+from mlopsctl.cli import rehearse as _rehearse  # noqa: E402
+
+_rehearse.register(app)

@@ -19,7 +19,7 @@ from data import TARGET, load_current, load_reference
 from evidently import Dataset, DataDefinition, Report
 from evidently.metrics import ValueDrift
 from metrics_push import push
-from settings import ROOT, thresholds
+from settings import output_path, thresholds
 
 
 def drift_scores(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = drift_scores(reference, current)
     result = verdict(scores, thresholds())
     result["features"] = scores
-    (ROOT / "drift-report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report = json.dumps(result, indent=2) + "\n"
+    output_path("drift-report.json").write_text(report, encoding="utf-8")
     from settings import CONFIG
 
     names = CONFIG["pushed_metrics"]

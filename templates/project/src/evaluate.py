@@ -1,7 +1,7 @@
 """Compare the challenger with the champion on held-out data; promote the challenger if it wins.
 
 Exit 0 when the champion stands or the challenger was promoted; writes evaluation.json with both
-scores so CI and the retraining pipeline can gate deployment on it.
+scores (in MLOPS_OUTPUT_DIR when set) so CI and the retraining pipeline can gate deployment on it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import mlflow
 from data import TARGET, load_current
-from settings import CONFIG, ROOT, tracking_uri
+from settings import CONFIG, output_path, tracking_uri
 from sklearn.metrics import f1_score
 
 MODEL_NAME = CONFIG["model_name"]
@@ -50,7 +50,8 @@ def main() -> int:
         "challenger_f1": challenger,
         "promoted": promote,
     }
-    (ROOT / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    report = json.dumps(result, indent=2) + "\n"
+    output_path("evaluation.json").write_text(report, encoding="utf-8")
     print(json.dumps(result), file=sys.stdout)
     return 0
 

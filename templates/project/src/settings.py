@@ -18,6 +18,14 @@ def tracking_uri() -> str:
     return uri
 
 
+def output_path(name: str) -> Path:
+    """Where a job writes its report ``name``: MLOPS_OUTPUT_DIR when set (the project image sets
+    it to a directory on the pod's writable /tmp volume), else the project root."""
+    directory = Path(os.environ.get("MLOPS_OUTPUT_DIR") or ROOT)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
+
+
 def thresholds() -> dict[str, Any]:
     result: dict[str, Any] = CONFIG["thresholds"]
     return result

@@ -53,7 +53,9 @@ def test_drift_check_fails_on_shifted_data() -> None:
     import drift
 
     assert drift.main(["--shifted"]) == 1
-    report = json.loads((ROOT / "drift-report.json").read_text(encoding="utf-8"))
+    from settings import output_path
+
+    report = json.loads(output_path("drift-report.json").read_text(encoding="utf-8"))
     assert report["drifted_features"]
     assert report["max_psi"] > report["thresholds"]["psi_investigate"]
 

@@ -1,0 +1,60 @@
+"""``mlopsctl rehearse DIR``: run a generated repository's production half as local processes,
+wired as its manifests wire them, and report each handoff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from mlopsctl.rehearse import Rehearsal
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "rehearse",
+        help="Rehearse production on this machine: start PostgreSQL, an S3-compatible store and "
+        "the MLflow tracking server exactly as the Kubernetes manifests run them, run the "
+        "project image's entry points as the restricted pods run them (their uid without a "
+        "passwd entry, read-only root, only declared volumes writable), and check each "
+        "handoff. Needs root (it switches uids in a private mount namespace). Exit 0 every "
+        "handoff passed, 1 a handoff failed, 2 a local tool is missing or DIR is no generated "
+        "repository.",
+    )(rehearse_cli)
+
+
+def rehearse_cli(
+    directory: Annotated[
+        Path, typer.Argument(help="Root of the generated repository.", file_okay=False)
+    ] = Path("."),
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the rehearsal's directory (logs, pods' volumes)."),
+    ] = False,
+) -> None:
+    from mlopsctl.cli._common import errors_to_exit_codes
+
+    with errors_to_exit_codes():
+        from mlopsctl.rehearse import rehearse
+
+        report = rehearse(directory, keep=keep)
+        _print(report)
+        raise typer.Exit(0 if report.passed else 1)
+
+
+def _print(report: Rehearsal) -> None:
+    marks = {True: "pass", False: "FAIL", None: "skip"}
+    for handoff in report.handoffs:
+        typer.echo(f"{marks[handoff.passed]}  {handoff.component}: {handoff.name}")
+        typer.echo(f"      checked: {handoff.checked}")
+        if handoff.detail and handoff.passed is not True:
+            for line in handoff.detail.splitlines():
+                typer.echo(f"      {line}")
+    passed = sum(1 for h in report.handoffs if h.passed)
+    failed = sum(1 for h in report.handoffs if h.passed is False)
+    skipped = sum(1 for h in report.handoffs if h.passed is None)
+    typer.echo(f"{passed} handoffs passed, {failed} failed, {skipped} not reached")
+    if report.workspace:
+        typer.echo(f"logs and volumes kept in {report.workspace}")
