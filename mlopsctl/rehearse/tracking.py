@@ -15,6 +15,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from mlopsctl.names import resource_names
 from mlopsctl.rehearse import _proc, images, manifests, objectstore, pod, postgres
 from mlopsctl.rehearse._proc import http_call, wait_for
 from mlopsctl.rehearse.errors import ProjectError
@@ -167,7 +168,7 @@ def _probe_answer(port: int, probe: manifests.Probe, host: str | None = None) ->
 
 def rehearse_tracking_server(stage: Stage) -> None:
     path = stage.file(MANIFEST)
-    name = f"{stage.project_name}-mlflow"
+    name = resource_names(stage.project_name)["mlflow"]
     container = manifests.container(path, name, CONTAINER)
     svc = manifests.service(path, name)
     server = start_tracking_server(stage, container)
