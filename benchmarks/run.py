@@ -56,6 +56,18 @@ def median_time(fn: Callable[[int], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """The median time of each command, run in turn (one of each per round), so that a machine
+    getting faster or slower during the measurement moves every command alike, not the ratio."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            start = time.perf_counter()
+            run(cmd)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def run(cmd: list[str], cwd: Path | None = None) -> None:
     subprocess.run(cmd, check=True, capture_output=True, cwd=cwd)
 
@@ -79,11 +91,18 @@ def main() -> int:
     notes: list[str] = []
     try:
         # ---- Startup ------------------------------------------------------------------------
-        typer_base = median_time(lambda i: run([sys.executable, "-c", "import typer"]), runs)
-        python_base = median_time(lambda i: run([sys.executable, "-c", "pass"]), runs)
-        helped = median_time(lambda i: run([*MLOPSCTL, "--help"]), runs)
-        version = median_time(lambda i: run([*MLOPSCTL, "--version"]), runs)
-        init_help = median_time(lambda i: run([*MLOPSCTL, "init", "--help"]), runs)
+        startup = interleaved_medians(
+            {
+                "typer": [sys.executable, "-c", "import typer"],
+                "python": [sys.executable, "-c", "pass"],
+                "help": [*MLOPSCTL, "--help"],
+                "version": [*MLOPSCTL, "--version"],
+                "init_help": [*MLOPSCTL, "init", "--help"],
+            },
+            runs,
+        )
+        typer_base, python_base = startup["typer"], startup["python"]
+        helped, version, init_help = startup["help"], startup["version"], startup["init_help"]
         rows.append(
             row("`mlopsctl --help`", helped, "`python -c 'import typer'`", typer_base, "< 1.2x")
         )
