@@ -146,6 +146,18 @@ _ALERTS = (
 )
 
 
+def serving_watched(design: StackDesign) -> bool:
+    """Whether Prometheus can see the online endpoint at all.
+
+    Only the Kubernetes serving paths export the request and replica metrics the serving alerts
+    and panels read (queue-proxy or MLServer, and kube-state-metrics). Without Kubernetes the
+    endpoint is ``mlflow models serve`` (``make serve``), whose scoring server exports no
+    Prometheus metrics and which no scrape job watches: a serving alert there would read series
+    that never exist, and ``ModelServingDown`` (``... or vector(0) < 1``) would fire for ever.
+    """
+    return design.components.online and design.components.kubernetes
+
+
 def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, str]]:
     t = design.thresholds
     project = design.requirements.project_name
@@ -168,7 +180,7 @@ def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, 
             "summary": f"Retraining of {project} failed",
         },
     }
-    if design.components.online:
+    if serving_watched(design):
         specs |= {
             "serving-down": {
                 "expr": f"({q['replicas_available']} or vector(0)) < 1",
@@ -250,6 +262,7 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
             "scale": m["scale"],
         },
         "series": m["series"],
+        "serving_watched": serving_watched(design),
         "queries": q,
         "alerts": alerts(design, q),
         "groups": {"serving": names["alert_group_serving"], "model": names["alert_group_model"]},

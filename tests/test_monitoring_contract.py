@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,7 @@ def test_alert_priorities_and_channels_come_from_the_rules(project: Project) -> 
         rule = rules[alert["name"]]
         assert rule["labels"]["severity"] == decided[alert["decided_as"]].priority
         assert rule["labels"]["notify"] == decided[alert["decided_as"]].notify
-    if design.components.online:
+    if monitoring.serving_watched(design):
         assert rules["ModelErrorRateCritical"]["labels"] == {
             "severity": decided["error-rate-critical"].priority,
             "notify": "page",
@@ -156,3 +158,61 @@ def test_the_grep_sees_a_metric_or_suffix_spelled_outside_the_contract() -> None
     assert _spelled("-mlflow", old)
     assert _spelled("-mlflow", 'f"{project}-mlflow"')
     assert not _spelled("-model", 'f"{project}-model-quality"')
+
+
+# Series a project without Kubernetes can hold: the jobs' pushed metrics (through the
+# Pushgateway). Its endpoint is `mlflow models serve`, which exports no Prometheus metrics, and
+# there is no kube-state-metrics.
+_SCRAPED_WITHOUT_KUBERNETES = frozenset(monitoring.PUSHED_METRICS.values())
+_SELECTED_METRIC = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+
+
+def test_alerts_without_kubernetes_read_only_series_that_exist(tmp_path: Path) -> None:
+    """Without Kubernetes, the P0 ModelServingDown read kube-state-metrics (`... or vector(0) <
+    1`) and fired for ever; latency and error alerts read MLServer series nothing exports."""
+    design = evaluate(make_requirements(kubernetes=False))
+    assert design.components.online
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    rules = _rules(dest)
+    assert "ModelRetrainingFailed" in rules
+    for name, rule in rules.items():
+        read = set(_SELECTED_METRIC.findall(rule["expr"]))
+        assert read, (name, rule["expr"])
+        assert read <= _SCRAPED_WITHOUT_KUBERNETES, (name, read - _SCRAPED_WITHOUT_KUBERNETES)
+    assert not {"ModelServingDown", "ModelLatencyP95High", "ModelErrorRateHigh"} & set(rules)
+    tests = (dest / "monitoring" / "alerts.test.yaml").read_text()
+    assert "ModelServingDown" not in tests
+    dashboard = (dest / "monitoring" / "grafana-dashboard.json").read_text()
+    assert not any(m in dashboard for m in monitoring.SERVING_METRICS)
+    assert monitoring.REPLICAS_AVAILABLE not in dashboard
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is required (Debian package prometheus)")
+    proc = subprocess.run(
+        ["promtool", "test", "rules", "alerts.test.yaml"],
+        cwd=dest / "monitoring",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_serving_down_is_tested_where_its_metric_exists(project: Project) -> None:
+    """Where the serving alerts exist (Kubernetes), the promtool tests cover ModelServingDown
+    firing and staying silent, and promtool passes them."""
+    design, dest = project
+    rules = _rules(dest)
+    assert ("ModelServingDown" in rules) == (
+        design.components.online and design.components.kubernetes
+    )
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is required (Debian package prometheus)")
+    proc = subprocess.run(
+        ["promtool", "test", "rules", "alerts.test.yaml"],
+        cwd=dest / "monitoring",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
