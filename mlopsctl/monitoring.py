@@ -25,11 +25,20 @@ PUSHED_METRICS: dict[str, str] = {
 }
 
 # Request metrics of the serving path. KServe predictors in serverless mode sit behind Knative's
-# queue-proxy (latency histogram in ms, request count labelled by response_code_class; see
-# https://knative.dev/docs/serving/services/service-metrics/); the Deployment path serves with
-# MLServer (https://docs.seldon.ai/mlserver/user-guide/metrics, latency in seconds).
-KNATIVE_LATENCY = "revision_request_latencies"
-KNATIVE_REQUESTS = "revision_request_count"
+# queue-proxy. Since Knative Serving moved from OpenCensus to OpenTelemetry (1.18+), the
+# queue-proxy no longer exports revision_request_count / revision_request_latencies; its workload
+# metrics are the histogram kn.serving.invocation.duration (seconds, attribute
+# http.response.status_code) and the gauge kn.serving.queue.depth, attributed with
+# kn.service.name, kn.revision.name, k8s.namespace.name
+# (https://knative.dev/docs/serving/observability/metrics/serving-metrics/). Knative 1.21 renamed
+# them from kn.queueproxy.app.duration / kn.queueproxy.depth (knative/serving#16290, "v1.21
+# release" notes). Concurrency through the activator is kn.revision.request.concurrency. The
+# Prometheus exporter writes dots as underscores and appends the unit (so the series are
+# *_seconds_bucket and *_seconds_count, labelled kn_service_name and http_response_status_code);
+# request counts are the histogram's _count. The Deployment path serves with MLServer
+# (https://docs.seldon.ai/mlserver/user-guide/metrics, latency in seconds).
+KNATIVE_LATENCY = "kn_serving_invocation_duration_seconds"
+KNATIVE_REQUESTS = "kn_serving_invocation_duration_seconds_count"
 MLSERVER_LATENCY = "rest_server_requests_duration_seconds"
 MLSERVER_REQUESTS = "rest_server_requests_total"
 REPLICAS_AVAILABLE = "kube_deployment_status_replicas_available"
@@ -73,22 +82,22 @@ def _serving_metrics(project: str, kserve: bool) -> dict[str, Any]:
     """Selectors, metric names and unit of the request metrics the manifests expose."""
     names = resource_names(project)
     if kserve:
-        selector = f'service_name="{names["predictor_service"]}"'
+        selector = f'kn_service_name="{names["predictor_service"]}"'
         return {
             "selector": selector,
             "latency": KNATIVE_LATENCY,
             "requests": KNATIVE_REQUESTS,
-            "errors_selector": f'{selector}, response_code_class="5xx"',
-            "scale": "",  # already milliseconds
+            "errors_selector": f'{selector}, http_response_status_code=~"5.."',
+            "scale": " * 1000",  # seconds -> milliseconds
             "up": f'sum({REPLICAS_AVAILABLE}{{deployment=~"{names["predictor_service"]}-.*"}})',
             "series": {
                 "latency": f'{KNATIVE_LATENCY}_bucket{{{selector}, le="',
-                "requests": f'{KNATIVE_REQUESTS}{{{selector}, response_code_class="',
-                "ok": '2xx"}',
-                "error": '5xx"}',
+                "requests": f'{KNATIVE_REQUESTS}{{{selector}, http_response_status_code="',
+                "ok": '200"}',
+                "error": '500"}',
                 "up": f'{REPLICAS_AVAILABLE}{{deployment="'
                 f'{names["predictor_service"]}{KNATIVE_FIRST_DEPLOYMENT}"}}',
-                "latency_scale": 1,
+                "latency_scale": 0.001,
             },
         }
     selector = f'app="{project}"'

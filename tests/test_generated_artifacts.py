@@ -307,7 +307,11 @@ def test_thresholds_are_the_same_numbers_everywhere(projects: Any, case: str) ->
 
 # --- Grafana -------------------------------------------------------------------------------------
 
-KNATIVE = {"revision_request_latencies_bucket", "revision_request_count"}
+# What current Knative Serving's queue-proxy exports (OpenTelemetry, 1.21+).
+KNATIVE = {
+    "kn_serving_invocation_duration_seconds_bucket",
+    "kn_serving_invocation_duration_seconds_count",
+}
 
 
 def _metric_names(expr: str) -> set[str]:

@@ -216,3 +216,30 @@ def test_serving_down_is_tested_where_its_metric_exists(project: Project) -> Non
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Queue-proxy metrics Knative Serving exported under OpenCensus and no longer exports since its
+# move to OpenTelemetry (https://knative.dev/docs/serving/observability/metrics/serving-metrics/).
+_RETIRED_KNATIVE = ("revision_request_count", "revision_request_latencies", "response_code_class")
+
+
+def test_kserve_monitoring_reads_the_metrics_current_knative_exports(project: Project) -> None:
+    """Alerts, their tests, the dashboard and config/monitoring.json read
+    kn_serving_invocation_duration_seconds, not the retired OpenCensus names."""
+    design, dest = project
+    files = [
+        dest / "monitoring" / "alerts.yaml",
+        dest / "monitoring" / "alerts.test.yaml",
+        dest / "monitoring" / "grafana-dashboard.json",
+        dest / "config" / "monitoring.json",
+    ]
+    text = "\n".join(f.read_text() for f in files)
+    assert not [name for name in _RETIRED_KNATIVE if name in text]
+    if design.components.kserve:
+        rules = _rules(dest)
+        latency = rules["ModelLatencyP95High"]["expr"]
+        assert "kn_serving_invocation_duration_seconds_bucket{kn_service_name=" in latency
+        assert " * 1000 > " in latency  # seconds, compared in milliseconds
+        errors = rules["ModelErrorRateHigh"]["expr"]
+        assert 'kn_serving_invocation_duration_seconds_count{kn_service_name="' in errors
+        assert 'http_response_status_code=~"5.."' in errors
