@@ -9,7 +9,10 @@ only /tmp writable). The fast tests check the generated files for what the rehea
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from mlopsctl.api import generate
 from mlopsctl.cli.app import app
 from mlopsctl.rehearse import Handoff, Rehearsal, entrypoints, images, manifests, postgres
 from mlopsctl.rehearse.network import ClusterNetwork
-from mlopsctl.rehearse.pod import Pod
+from mlopsctl.rehearse.pod import SYSTEM_PATH, Pod
 from mlopsctl.rehearse.runner import run_components, session
 from mlopsctl.rehearse.stage import Stage
 
@@ -122,6 +125,45 @@ def test_pod_paths_under_volumes_and_workdir_are_made_local(tmp_path: Path) -> N
     assert pod.local("/data-that-does-not-exist/in.csv") == f"{data}/in.csv"
     assert pod.local("/tmp/x") == "/tmp/x"  # mounted over in the pod's namespace
     assert pod.env["HOME"] == "/"  # what container runtimes set when the image sets none
+
+
+@pytest.fixture
+def pod_workspace() -> Iterator[Path]:
+    """A workspace the pods' uids can reach (pytest's own temporary directory is root's only)."""
+    base = Path(tempfile.mkdtemp(prefix="mlopsctl-rehearse-test-", dir="/var/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_audit_log_names_the_actor_of_a_uid_without_a_passwd_entry(pod_workspace: Path) -> None:
+    """CI runs `src/audit.py` after a production deployment; a runner (or pod) whose uid has no
+    passwd entry and sets no USER or LOGNAME still gets its entry, the actor named by uid."""
+    root = pod_workspace / NAME
+    generate(make_requirements(project_name=NAME, governance_level="production"), root)
+    assert (root / "src/audit.py").is_file()
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, 1000, 1000, follow_symlinks=False)  # the runner's checkout is its own
+    runner = Pod.create(
+        "audit",
+        uid=1000,
+        gid=1000,
+        workspace=pod_workspace,
+        workdir=root,
+        image_workdir="",
+        env={"PATH": SYSTEM_PATH},  # no USER, LOGNAME or CI actor variables
+        mounts=[],
+        read_only_root=False,
+    )
+    argv = ["python3", "src/audit.py", "deploy", "--version", "3", "--environment", "production"]
+    result = runner.run(argv, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (line,) = (root / "governance/audit-log.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["actor"] == "uid 1000"
+    assert (entry["event"], entry["version"]) == ("deploy", "3")
 
 
 def test_rehearse_a_directory_that_is_no_project_exits_2(tmp_path: Path) -> None:
