@@ -72,6 +72,34 @@ def test_readiness_probe_sends_the_service_name_to_a_host_checked_route(project:
     assert container.probes["livenessProbe"].path == "/health"
 
 
+def _quantity(value: str) -> float:
+    """A Kubernetes CPU (cores) or memory (MiB) quantity."""
+    units = {"m": 0.001, "Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+# Resident memory of one MLflow 3.17 uvicorn worker, and of the `mlflow server` process that
+# starts them, measured idle (ps RSS): about 245 and 250 MB.
+WORKER_MIB = 250
+
+
+def test_tracking_server_workers_fit_the_containers_limits(project: Path) -> None:
+    """MLflow starts 4 workers unless told: more than a 1-CPU, 1 Gi container holds."""
+    path = project / "k8s/tracking-server.yaml"
+    container = manifests.container(path, SVC, "mlflow")
+    assert "--workers" in container.args, "MLflow's default of 4 workers is left in place"
+    workers = int(container.args[container.args.index("--workers") + 1])
+    (deployment,) = [d for d in manifests.documents(path) if d["kind"] == "Deployment"]
+    (spec,) = deployment["spec"]["template"]["spec"]["containers"]
+    limits = spec["resources"]["limits"]
+    cpus = _quantity(str(limits["cpu"]))
+    assert 1 <= workers <= max(1, 2 * cpus), (workers, cpus)
+    assert (workers + 1) * WORKER_MIB <= _quantity(str(limits["memory"])), (workers, limits)
+
+
 def test_backend_store_uri_names_the_driver_the_image_carries(project: Path) -> None:
     import json
 
