@@ -122,6 +122,17 @@ def test_project_image_points_home_and_reports_at_the_writable_volume(project: P
     assert "MLOPS_OUTPUT_DIR" in pipeline
 
 
+def test_what_the_rehearsal_installs_is_documented() -> None:
+    """The S3 server's requirement is one constant: the one installed and the one documented."""
+    from mlopsctl.docsgen import render_all
+    from mlopsctl.rehearse import objectstore, tracking
+
+    page = render_all()["rehearse.md"]
+    assert f"`{objectstore.SERVER_REQUIREMENT}`" in page
+    assert "objectstore.SERVER_REQUIREMENT" in Path(tracking.__file__).read_text()
+    assert "docs/rehearse.md" in CliRunner().invoke(app, ["rehearse", "--help"]).output
+
+
 def test_cluster_network_resolves_every_form_of_a_service_name() -> None:
     network = ClusterNetwork()
     try:
