@@ -16,6 +16,7 @@ DOCS: dict[str, str] = {
     "checks.md": "mlopsctl.checks._docs:checks_md",
     "cli.md": "mlopsctl.docsgen:cli_md",
     "questions.md": "mlopsctl.docsgen:questions_md",
+    "rehearse.md": "mlopsctl.rehearse._docs:rehearse_md",
     "schemas/answers.schema.json": "mlopsctl.docsgen:answers_schema",
     "rules.md": "mlopsctl.rules.describe:rules_reference_md",
     "schemas/design.schema.json": "mlopsctl.rules.describe:design_schema_json",

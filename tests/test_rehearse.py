@@ -9,7 +9,10 @@ only /tmp writable). The fast tests check the generated files for what the rehea
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from mlopsctl.api import generate
 from mlopsctl.cli.app import app
 from mlopsctl.rehearse import Handoff, Rehearsal, entrypoints, images, manifests, postgres
 from mlopsctl.rehearse.network import ClusterNetwork
-from mlopsctl.rehearse.pod import Pod
+from mlopsctl.rehearse.pod import SYSTEM_PATH, Pod
 from mlopsctl.rehearse.runner import run_components, session
 from mlopsctl.rehearse.stage import Stage
 
@@ -69,6 +72,26 @@ def test_readiness_probe_sends_the_service_name_to_a_host_checked_route(project:
     assert container.probes["livenessProbe"].path == "/health"
 
 
+# Resident memory of one MLflow 3.17 uvicorn worker, and of the `mlflow server` process that
+# starts them, measured idle (ps RSS): about 245 and 250 MB.
+WORKER_MIB = 250
+
+
+def test_tracking_server_workers_fit_the_containers_limits(project: Path) -> None:
+    """MLflow starts 4 workers unless told: more than a 1-CPU, 1 Gi container holds."""
+    path = project / "k8s/tracking-server.yaml"
+    container = manifests.container(path, SVC, "mlflow")
+    assert "--workers" in container.args, "MLflow's default of 4 workers is left in place"
+    workers = int(container.args[container.args.index("--workers") + 1])
+    cpus = manifests.cpu_cores(container.limits["cpu"])
+    assert 1 <= workers <= max(1, 2 * cpus), (workers, cpus)
+    memory = manifests.memory_mib(container.limits["memory"])
+    assert (workers + 1) * WORKER_MIB <= memory, (workers, container.limits)
+    # With a database backend MLflow also starts a job runner and seven huey consumers
+    # (about 1.3 GB resident) unless job execution is off.
+    assert container.env.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION") == "false"
+
+
 def test_backend_store_uri_names_the_driver_the_image_carries(project: Path) -> None:
     import json
 
@@ -89,6 +112,17 @@ def test_project_image_points_home_and_reports_at_the_writable_volume(project: P
     pipeline = (project / "pipelines/retraining_pipeline.py").read_text()
     assert "/app/evaluation.json" not in pipeline
     assert "MLOPS_OUTPUT_DIR" in pipeline
+
+
+def test_what_the_rehearsal_installs_is_documented() -> None:
+    """The S3 server's requirement is one constant: the one installed and the one documented."""
+    from mlopsctl.docsgen import render_all
+    from mlopsctl.rehearse import objectstore, tracking
+
+    page = render_all()["rehearse.md"]
+    assert f"`{objectstore.SERVER_REQUIREMENT}`" in page
+    assert "objectstore.SERVER_REQUIREMENT" in Path(tracking.__file__).read_text()
+    assert "docs/rehearse.md" in CliRunner().invoke(app, ["rehearse", "--help"]).output
 
 
 def test_cluster_network_resolves_every_form_of_a_service_name() -> None:
@@ -122,6 +156,45 @@ def test_pod_paths_under_volumes_and_workdir_are_made_local(tmp_path: Path) -> N
     assert pod.local("/data-that-does-not-exist/in.csv") == f"{data}/in.csv"
     assert pod.local("/tmp/x") == "/tmp/x"  # mounted over in the pod's namespace
     assert pod.env["HOME"] == "/"  # what container runtimes set when the image sets none
+
+
+@pytest.fixture
+def pod_workspace() -> Iterator[Path]:
+    """A workspace the pods' uids can reach (pytest's own temporary directory is root's only)."""
+    base = Path(tempfile.mkdtemp(prefix="mlopsctl-rehearse-test-", dir="/var/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_audit_log_names_the_actor_of_a_uid_without_a_passwd_entry(pod_workspace: Path) -> None:
+    """CI runs `src/audit.py` after a production deployment; a runner (or pod) whose uid has no
+    passwd entry and sets no USER or LOGNAME still gets its entry, the actor named by uid."""
+    root = pod_workspace / NAME
+    generate(make_requirements(project_name=NAME, governance_level="production"), root)
+    assert (root / "src/audit.py").is_file()
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, 1000, 1000, follow_symlinks=False)  # the runner's checkout is its own
+    runner = Pod.create(
+        "audit",
+        uid=1000,
+        gid=1000,
+        workspace=pod_workspace,
+        workdir=root,
+        image_workdir="",
+        env={"PATH": SYSTEM_PATH},  # no USER, LOGNAME or CI actor variables
+        mounts=[],
+        read_only_root=False,
+    )
+    argv = ["python3", "src/audit.py", "deploy", "--version", "3", "--environment", "production"]
+    result = runner.run(argv, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (line,) = (root / "governance/audit-log.jsonl").read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["actor"] == "uid 1000"
+    assert (entry["event"], entry["version"]) == ("deploy", "3")
 
 
 def test_rehearse_a_directory_that_is_no_project_exits_2(tmp_path: Path) -> None:
@@ -215,6 +288,7 @@ def test_every_handoff_of_the_default_profile_passes(rehearsal: tuple[Stage, Reh
         "readiness probe passes",
         "readiness probe fails when the server refuses clients' hosts",
         "the backend store is the manifest's PostgreSQL",
+        "the server's processes fit the container's memory limit",
     ],
 )
 def test_tracking_server_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:

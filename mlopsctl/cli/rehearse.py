@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
         "the MLflow tracking server exactly as the Kubernetes manifests run them, run the "
         "project image's entry points as the restricted pods run them (their uid without a "
         "passwd entry, read-only root, only declared volumes writable), and check each "
-        "handoff. Needs root (it switches uids in a private mount namespace). Exit 0 every "
+        "handoff. Needs root (it switches uids in a private mount namespace) and PostgreSQL; "
+        "installs the S3-compatible server and the images' packages into its cache (see "
+        "docs/rehearse.md). Exit 0 every "
         "handoff passed, 1 a handoff failed, 2 a local tool is missing or DIR is no generated "
         "repository.",
     )(rehearse_cli)

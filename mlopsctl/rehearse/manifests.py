@@ -40,6 +40,7 @@ class Container:
     mounts: list[str]
     ports: dict[str, int]
     probes: dict[str, Probe] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)  # resources.limits
 
     def expanded(self, values: dict[str, str]) -> list[str]:
         """command + args with ``$(VAR)`` replaced as the kubelet does (unknown ones kept)."""
@@ -134,7 +135,34 @@ def _container(path: Path, workload: str, pod: dict[str, Any], c: dict[str, Any]
         mounts=[m["mountPath"] for m in c.get("volumeMounts") or []],
         ports=ports,
         probes=probes,
+        limits={
+            str(k): str(v) for k, v in ((c.get("resources") or {}).get("limits") or {}).items()
+        },
     )
+
+
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def cpu_cores(value: str) -> float:
+    """A Kubernetes CPU quantity in cores (``250m`` -> 0.25)."""
+    try:
+        return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+    except ValueError as exc:
+        raise ProjectError(f"not a Kubernetes CPU quantity: {value!r}") from exc
+
+
+def memory_mib(value: str) -> float:
+    """A Kubernetes memory quantity in MiB (``1Gi`` -> 1024; plain bytes divided)."""
+    number, factor = value, 1
+    for suffix, unit in _MEMORY_UNITS.items():
+        if value.endswith(suffix):
+            number, factor = value[: -len(suffix)], unit
+            break
+    try:
+        return float(number) * factor / 2**20
+    except ValueError as exc:
+        raise ProjectError(f"not a Kubernetes memory quantity: {value!r}") from exc
 
 
 def service(path: Path, name: str) -> Service:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlopsctl.names import resource_names
 from mlopsctl.rehearse import _proc, images, manifests, objectstore, pod, postgres
@@ -252,6 +253,7 @@ def rehearse_tracking_server(stage: Stage) -> None:
         "an experiment created through the API is a row in PostgreSQL's experiments table",
         f"{experiment.status} {experiment.body[:200]}",
     )
+    _check_memory(stage, container, service)
     stage.network.add(svc.name, 5000, port)
     stage.shared["tracking"] = {
         "port": port,
@@ -259,6 +261,48 @@ def rehearse_tracking_server(stage: Stage) -> None:
         "artifact_root": server.artifact_root,
         "service": service,
     }
+
+
+def _group_rss(pgid: int) -> list[tuple[float, str]]:
+    """(resident MiB, command line) of each process in process group ``pgid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # fields after the name: state, ppid, pgrp
+                continue
+            status = (stat.parent / "status").read_text(encoding="utf-8")
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+        kib = sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        found.append((kib / 1024, cmdline.strip()))
+    return sorted(found, reverse=True)
+
+
+def _check_memory(stage: Stage, container: manifests.Container, service: _proc.Service) -> None:
+    """The server's processes (the `mlflow server` parent and its workers), after serving the
+    checks above, against the memory limit the kubelet OOM-kills the container at."""
+    limit = container.limits.get("memory")
+    if limit is None:
+        stage.check(
+            "the server's processes fit the container's memory limit",
+            False,
+            "the container's resources.limits.memory",
+            "no memory limit declared",
+        )
+        return
+    processes = _group_rss(service.process.pid)
+    rss = sum(mib for mib, _ in processes)
+    limit_mib = manifests.memory_mib(limit)
+    stage.check(
+        "the server's processes fit the container's memory limit",
+        0 < rss <= limit_mib,
+        f"resident memory (VmRSS) of the server's {len(processes)} processes after the checks "
+        f"above: {rss:.0f} MiB against resources.limits.memory {limit}",
+        f"{rss:.0f} MiB of {limit_mib:.0f} MiB: the kubelet OOM-kills the container\n"
+        + "\n".join(f"{mib:.0f} MiB  {cmd[:160]}" for mib, cmd in processes),
+    )
 
 
 def _experiment_in_postgres(stage: Stage, name: str) -> bool:

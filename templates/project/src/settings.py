@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,15 @@ def tracking_uri() -> str:
     """The environment wins (production server); otherwise the embedded SQLite store."""
     uri: str = os.environ.get("MLFLOW_TRACKING_URI") or TRACKING["local"]["tracking_uri"]
     return uri
+
+
+def login_name() -> str:
+    """Who runs this: the login name, or ``uid N`` for a uid with no passwd entry and no
+    LOGNAME/USER (a restricted pod, some CI runners), where ``getpass.getuser()`` raises."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def output_path(name: str) -> Path:
