@@ -39,6 +39,14 @@ def spawn(*args: str, cwd: Path, full: bool = False) -> pexpect.spawn:
     return child
 
 
+def ended_interrupted(child: pexpect.spawn) -> None:
+    """The command says nothing was written and exits 130 (an interrupt)."""
+    child.expect_exact("interrupted: nothing was written")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+
+
 def answer(child: pexpect.spawn, question: str, reply: str) -> None:
     child.expect_exact(question)
     child.expect_exact(">")
@@ -432,10 +440,7 @@ def test_ctrl_d_and_ctrl_c_end_any_plain_prompt(tmp_path: Path, key: str, keys: 
     child.expect_exact(dict(PROMPT_KINDS)[key])
     child.expect_exact(">")
     child.send(keys)
-    child.expect_exact("interrupted: nothing was written")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    ended_interrupted(child)
     assert "internal error" not in child.before
     assert not (tmp_path / "stop").exists()
 
@@ -456,10 +461,7 @@ def test_ctrl_d_and_ctrl_c_end_an_arrow_key_prompt(
     child = spawn("init", "stop", "--answers", str(source), cwd=tmp_path, full=True)
     _full_prompt(child, title)
     child.send(keys)
-    child.expect_exact("interrupted: nothing was written")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    ended_interrupted(child)
     assert not (tmp_path / "stop").exists()
 
 
@@ -534,10 +536,7 @@ def test_an_interrupted_questionnaire_is_resumed(tmp_path: Path) -> None:
     child.expect_exact(">")
     child.send("\x04")
     child.expect_exact("kept the 4 answers given")
-    child.expect_exact("interrupted: nothing was written")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    ended_interrupted(child)
     assert not (tmp_path / "again").exists()  # never in the destination
     (saved,) = _cache_files(tmp_path)
     assert saved.stat().st_mode & 0o777 == 0o600
@@ -589,10 +588,7 @@ def test_ctrl_d_and_ctrl_c_at_the_resume_offer_keep_the_answers(tmp_path: Path, 
     child = spawn("init", "offer", cwd=tmp_path)
     child.expect_exact("[Y/n]")
     child.send(keys)
-    child.expect_exact("interrupted: nothing was written")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    ended_interrupted(child)
     child = spawn("init", "offer", cwd=tmp_path)
     child.expect_exact("Resume the 1 answer you gave on")
     child.send("\x03")
@@ -729,10 +725,7 @@ def test_answers_are_kept_until_the_repository_is_generated(tmp_path: Path, keys
     answer(child, "Team size", "9")
     child.expect_exact("Generate the repository in late?")
     child.send(keys)  # at the confirmation, after every answer
-    child.expect_exact("interrupted: nothing was written")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 130
+    ended_interrupted(child)
     assert not (tmp_path / "late").exists()
     assert len(_cache_files(tmp_path)) == 1
 
