@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
-from mlopsctl.requirements import Requirements, ScaleRequirements
+from mlopsctl.requirements import NOT_ASKED, Requirements, ScaleRequirements
 
 Kind = Literal["choice", "multi", "bool", "int", "float", "str"]
 
@@ -166,7 +166,7 @@ def questions() -> list[Question]:
     """Every question, in the order of the model's fields (but for ``_ORDER``), with nested
     figures expanded."""
     defaults = Requirements.model_construct().model_dump()
-    names = [n for n in Requirements.model_fields if n not in _ORDER]
+    names = [n for n in Requirements.model_fields if n not in _ORDER and n not in NOT_ASKED]
     for name, before in _ORDER.items():
         names.insert(names.index(before), name)
     out: list[Question] = []

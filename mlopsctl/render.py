@@ -80,13 +80,23 @@ def answers_yaml(design: StackDesign) -> str:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
+    from mlopsctl.measured import MeasuredCapacity
     from mlopsctl.requirements import Requirements, ScaleRequirements
 
     data = design.requirements.model_dump(mode="json")
     root = CommentedMap()
     for name, info in Requirements.model_fields.items():
         value = data[name]
-        if name == "scale_requirements":
+        if name == "measured":
+            if value is None:
+                continue  # not measured: the section is left out
+            sub = CommentedMap()
+            for sub_name, sub_info in MeasuredCapacity.model_fields.items():
+                if value.get(sub_name) is not None:
+                    sub[sub_name] = value[sub_name]
+                    sub.yaml_add_eol_comment(sub_info.description or "", sub_name)
+            value = sub
+        elif name == "scale_requirements":
             sub = CommentedMap()
             for sub_name, sub_info in ScaleRequirements.model_fields.items():
                 if value.get(sub_name) is not None:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlopsctl.measured import MeasuredCapacity
+
 ModelType = Literal[
     "classification",
     "regression",
@@ -249,6 +251,13 @@ class Requirements(BaseModel):
         question="Short description",
         default="",
     )
+    measured: MeasuredCapacity | None = Field(
+        default=None,
+        description="One replica's capacity as measured under load (written by `mlopsctl "
+        "rehearse --measure`, or by hand from a load test of your own); the sizing uses it "
+        "instead of the assumed capacity per model family. Not a question: leave it out until "
+        "you have measured.",
+    )
 
     @field_validator("project_name")
     @classmethod
@@ -291,6 +300,10 @@ class Requirements(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("list each value once")
         return sorted(value)
+
+
+# Fields of the answers file that are no question of the questionnaire: what a measurement found.
+NOT_ASKED = frozenset({"measured"})
 
 
 def required_questions() -> list[str]:

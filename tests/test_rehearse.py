@@ -239,7 +239,7 @@ def test_rehearse_reports_each_handoff_and_exits_1_on_a_failed_one(
             )
         ],
     )
-    monkeypatch.setattr("mlopsctl.rehearse.rehearse", lambda directory, keep: report)
+    monkeypatch.setattr("mlopsctl.rehearse.rehearse", lambda directory, keep, measure: report)
     result = CliRunner().invoke(app, ["rehearse", str(project)])
     assert result.exit_code == code, result.output
     mark = "pass" if passed else "FAIL"

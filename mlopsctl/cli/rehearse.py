@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
         "passwd entry, read-only root, only declared volumes writable), and check each "
         "handoff. Needs root (it switches uids in a private mount namespace) and PostgreSQL; "
         "installs the S3-compatible server and the images' packages into its cache (see "
-        "docs/rehearse.md). Exit 0 every "
+        "docs/rehearse.md). The load test reports one replica's p95 latency and sustainable "
+        "throughput against the SLA; --measure writes them into the project (mlopsctl.yaml "
+        "`measured`, docs/load-test.json) for `mlopsctl update` to size from. Exit 0 every "
         "handoff passed, 1 a handoff failed, 2 a local tool is missing or DIR is no generated "
         "repository.",
     )(rehearse_cli)
@@ -35,13 +37,22 @@ def rehearse_cli(
         bool,
         typer.Option("--keep", help="Keep the rehearsal's directory (logs, pods' volumes)."),
     ] = False,
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="Write the capacity the load test measured into the project: the `measured` "
+            "section of mlopsctl.yaml and the load report docs/load-test.json (without it, "
+            "nothing in the project is written).",
+        ),
+    ] = False,
 ) -> None:
     from mlopsctl.cli._common import errors_to_exit_codes
 
     with errors_to_exit_codes():
         from mlopsctl.rehearse import rehearse
 
-        report = rehearse(directory, keep=keep)
+        report = rehearse(directory, keep=keep, measure=measure)
         _print(report)
         raise typer.Exit(0 if report.passed else 1)
 

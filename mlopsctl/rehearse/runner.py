@@ -43,13 +43,14 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, tracking
+    from mlopsctl.rehearse import entrypoints, load, tracking
 
     return [
         ComponentSpec(
             "tracking-server", tracking.rehearse_tracking_server, applies=tracking.applies
         ),
         ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
+        ComponentSpec("load", load.rehearse_load, needs=("serving",), applies=load.applies),
     ]
 
 
@@ -132,8 +133,19 @@ def run_components(stage: Stage, only: tuple[str, ...] = ()) -> Rehearsal:
 
 
 def rehearse(
-    project: Path, *, only: tuple[str, ...] = (), keep: bool = False, cache: Path | None = None
+    project: Path,
+    *,
+    only: tuple[str, ...] = (),
+    keep: bool = False,
+    cache: Path | None = None,
+    measure: bool = False,
 ) -> Rehearsal:
-    """Rehearse ``project``: every component that applies, services stopped at the end."""
+    """Rehearse ``project``: every component that applies, services stopped at the end. With
+    ``measure``, the capacity the load test measured is written into the project."""
     with session(project, keep=keep, cache=cache) as stage:
-        return run_components(stage, only)
+        report = run_components(stage, only)
+        if measure:
+            from mlopsctl.rehearse import load
+
+            load.record(stage)
+        return report

@@ -5,7 +5,9 @@ formula, rationale, references, shown by ``mlopsctl rules list`` and ``explain``
 themselves are computed here.
 
 The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown by ``assess``:
-- per-replica capacity by framework family and hardware (``CAPACITY_RPS``),
+- per-replica capacity by framework family and hardware (``CAPACITY_RPS``), unless the answers
+  record a load test of the real runtime (``measured``, written by ``mlopsctl rehearse
+  --measure``): then the measured capacity is used and named as measured,
 - a 70 % target utilization, so a replica has headroom for bursts,
 - memory of twice the model size plus a runtime overhead, limits 1.5x the requests,
 - a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``).
@@ -86,10 +88,21 @@ def _d(
     )
 
 
-def assumptions() -> list[str]:
-    """The stated assumptions behind every derived number."""
+def assumptions(req: Requirements | None = None) -> list[str]:
+    """The stated assumptions behind every derived number (the capacity of one replica is
+    measured instead when the answers record a load test)."""
+    measured = req.measured if req is not None else None
+    capacity = (
+        f"one replica serves {measured.rps_per_replica:g} rps: {measured.summary()} against a "
+        f"{measured.latency_target_ms:g} ms SLA ({measured.concurrency} requests in flight; "
+        f"{measured.runtime}, {measured.tool}, {measured.machine}); measure again when the "
+        "model or its runtime changes"
+        if measured is not None
+        else None
+    )
     return [
-        f"one replica serves {CAPACITY_RPS[('classic', False)]:g} rps for classic models "
+        capacity
+        or f"one replica serves {CAPACITY_RPS[('classic', False)]:g} rps for classic models "
         f"(sklearn, xgboost, lightgbm, onnx, custom), {CAPACITY_RPS[('deep', False)]:g} rps for "
         f"neural networks on CPU and {CAPACITY_RPS[('deep', True)]:g} rps on one GPU; measure "
         "your model and adjust",
@@ -149,7 +162,7 @@ def derive_sizing(
     sizing = Sizing(
         **{k.removeprefix("sizing."): v for k, v in n.values.items() if k.startswith("sizing.")},
         target_utilization=TARGET_UTILIZATION,
-        assumptions=assumptions(),
+        assumptions=assumptions(req),
     )
     return sizing, n.decisions, latency_alert
 
@@ -179,12 +192,7 @@ def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
     else:
         n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
 
-    fam = family(req.framework)
-    capacity = n.set(
-        "per_replica_rps",
-        CAPACITY_RPS[(fam, req.gpu)],
-        f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
-    )
+    capacity = n.set("per_replica_rps", *_capacity(req, latency))
     n.set(
         "scale_target_concurrency",
         max(1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))),
@@ -192,6 +200,28 @@ def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
         f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
         f"{latency:g} / 1000)",
     )
+
+
+def _capacity(req: Requirements, latency_target_ms: float) -> tuple[float, str]:
+    """One replica's capacity and where it comes from: the load test recorded in the answers
+    (``measured``), else the assumption for the model family and hardware."""
+    measured = req.measured
+    if measured is None:
+        fam = family(req.framework)
+        return (
+            CAPACITY_RPS[(fam, req.gpu)],
+            f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
+        )
+    formula = (
+        f"{measured.summary()} (SLA {measured.latency_target_ms:g} ms; {measured.runtime}, "
+        f"{measured.tool}, {measured.machine})"
+    )
+    if measured.p95_ms > latency_target_ms:
+        formula += (
+            f"; its p95 of {measured.p95_ms:g} ms is above today's latency target of "
+            f"{latency_target_ms:g} ms: measure again (mlopsctl rehearse --measure)"
+        )
+    return measured.rps_per_replica, formula
 
 
 def _replicas(req: Requirements, stack: Stack, n: _Numbers) -> None:
