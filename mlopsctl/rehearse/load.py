@@ -222,7 +222,8 @@ def record(stage: Stage) -> None:
         "the measured capacity is recorded in mlopsctl.yaml",
         True,
         f"wrote `measured` in {answers} ({capacity.summary()}) and the load report "
-        f"{target}; run `mlopsctl update` to size replicas and concurrency from it",
+        f"{target}; commit them (git add mlopsctl.yaml {LOAD_REPORT} && git commit), then "
+        "run `mlopsctl update` to size replicas and concurrency from the measurement",
     )
 
 
