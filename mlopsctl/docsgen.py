@@ -81,7 +81,32 @@ def questions_md() -> str:
         top = q.key.split(".")[0]
         req = "yes" if top in required and "." not in q.key else ""
         lines.append(f"| `{q.key}` | {q.prompt}: {q.help} | {allowed} | {default} | {req} |")
+    lines.extend(_measured_md())
     return "\n".join(lines) + "\n"
+
+
+def _measured_md() -> list[str]:
+    """The ``measured`` section of the answers file: no question, what a load test found."""
+    from mlopsctl.measured import MeasuredCapacity
+    from mlopsctl.requirements import Requirements
+
+    lines = [
+        "",
+        "## `measured`: one replica's capacity, measured",
+        "",
+        " ".join((Requirements.model_fields["measured"].description or "").split()),
+        "With it, `sizing.per_replica_rps` (rule SIZ003) is the measured figure, and the",
+        "replicas, the autoscaler's concurrency target and the capacity line of",
+        "`docs/decisions.md` say where it comes from (`measured 2026-12-02 on 1 core: 180 rps",
+        "at p95 41 ms`). A section that is not valid is refused naming the key (exit 2).",
+        "",
+        "| key | meaning | required |",
+        "| --- | --- | --- |",
+    ]
+    for name, info in MeasuredCapacity.model_fields.items():
+        required = "yes" if info.is_required() else ""
+        lines.append(f"| `measured.{name}` | {info.description} | {required} |")
+    return lines
 
 
 def cli_md() -> str:

@@ -12,9 +12,6 @@ written by hand too: figures from a load test in staging belong here as well.
 from __future__ import annotations
 
 import datetime
-import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +80,10 @@ class MeasuredCapacity(BaseModel):
 def write(answers_file: Path, measured: MeasuredCapacity) -> None:
     """Set the ``measured`` section of ``answers_file``, every other line kept as written
     (comments included); replaced atomically, with the file's owner and mode."""
+    import io
+    import os
+    import tempfile
+
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 

@@ -136,6 +136,16 @@ def test_writing_a_measurement_keeps_every_other_line_of_the_answers_file(tmp_pa
     assert answers.read_text().count("measured:") == 1
 
 
+def test_a_hand_written_measurement_reads_as_written(tmp_path: Path) -> None:
+    """Figures from one's own load test: whole numbers and an unquoted date are taken."""
+    answers = tmp_path / "answers.yaml"
+    lines = [f"  {k}: {int(v) if isinstance(v, float) else v}" for k, v in MEASURED.items()]
+    answers.write_text("project_name: demo\nmeasured:\n" + "\n".join(lines) + "\n")
+    assert "measured_on: 2026-12-02" in answers.read_text()
+    req = load_requirements(answers, defaults=True)
+    assert req.measured == MeasuredCapacity.model_validate(MEASURED)
+
+
 @pytest.mark.parametrize(
     ("bad", "key", "says"),
     [
