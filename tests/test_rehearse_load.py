@@ -457,7 +457,10 @@ def test_the_load_test_reports_one_replicas_p95_and_throughput_against_the_sla(
     assert report.cpu_cores == 1.0
     saved = json.loads((measured_stage.workspace / "load-report.json").read_text())
     assert load.LoadReport.model_validate(saved) == report
-    assert handoffs["the measured capacity is reported against the design's"].passed
+    against = handoffs["the measured capacity is reported against the design's"]
+    assert against.passed
+    assert "the design sizes replicas for 100 rps each" in against.checked
+    assert "its 15 replicas carry" in against.checked and "peak of 1000 rps" in against.checked
 
 
 @pytest.mark.slow

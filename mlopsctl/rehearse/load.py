@@ -166,7 +166,7 @@ def _checks(stage: Stage, report: LoadReport, path: Path) -> None:
     beyond = (
         f"; at {last.users} users {_step_text(last)}"
         if last is not None and last is not step and not last.within(report.sla_ms)
-        else f"; the SLA held up to {MAX_USERS} users"
+        else f"; the SLA held up to {last.users if last else step.users} users"
     )
     stage.check(
         "one replica serves within the SLA",
@@ -175,17 +175,30 @@ def _checks(stage: Stage, report: LoadReport, path: Path) -> None:
         f"flight (SLA {report.sla_ms:g} ms){beyond}",
     )
     design = _design_sizing(stage.project)
-    assumed = design.get("per_replica_rps")
-    if isinstance(assumed, int | float):
-        capacity = report.capacity()
-        assert capacity is not None
-        stage.check(
-            "the measured capacity is reported against the design's",
-            True,
-            f"the design sizes replicas for {assumed:g} rps each; measured "
-            f"{capacity.rps_per_replica:g} rps on {capacity.cpu_cores:g} cores "
-            "(`mlopsctl rehearse --measure` records it for `mlopsctl update`)",
+    assumed, replicas = design.get("per_replica_rps"), design.get("max_replicas")
+    peak, utilization = design.get("peak_rps"), design.get("target_utilization")
+    capacity = report.capacity()
+    if capacity is None or not isinstance(assumed, int | float):
+        return
+    carries = ""
+    if (
+        isinstance(replicas, int)
+        and isinstance(peak, int | float)
+        and isinstance(utilization, int | float)
+    ):
+        total = round(replicas * capacity.rps_per_replica * utilization, 1)
+        enough = "enough for" if total >= peak else "short of"
+        carries = (
+            f"; at the measured capacity its {replicas} replicas carry {total:g} rps at "
+            f"{utilization:.0%}, {enough} the peak of {peak:g} rps"
         )
+    stage.check(
+        "the measured capacity is reported against the design's",
+        True,
+        f"the design sizes replicas for {assumed:g} rps each; measured "
+        f"{capacity.rps_per_replica:g} rps on {capacity.cpu_cores:g} cores{carries} "
+        "(`mlopsctl rehearse --measure` records it for `mlopsctl update`)",
+    )
 
 
 def _step_text(step: Step | None) -> str:
