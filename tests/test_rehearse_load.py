@@ -400,8 +400,12 @@ def test_the_runtime_is_held_to_the_cpu_limit_while_loaded(
     pids = load.listening_processes(port)
     assert service.process.pid in pids
     before = {pid: _cgroups(pid) for pid in pids}
+    affinity = {pid: os.sched_getaffinity(pid) for pid in pids}
     with load.hold(pids, 0.5) as held:
         assert held.cores == 0.5 or "pinned" in held.how, held.how
+        if (os.cpu_count() or 1) > 1:  # its own core, and the others for the load generator
+            (own,) = {frozenset(os.sched_getaffinity(pid)) for pid in pids}
+            assert len(own) == 1 and held.rest == frozenset(os.sched_getaffinity(0)) - own
         if "cgroup" in held.how:
             for pid in pids:
                 assert "mlopsctl-load-" in _cgroups(pid)
@@ -413,6 +417,30 @@ def test_the_runtime_is_held_to_the_cpu_limit_while_loaded(
             quota = group / ("cpu.max" if (group / "cpu.max").is_file() else "cpu.cfs_quota_us")
             assert quota.read_text().split()[0] == "50000"
     assert {pid: _cgroups(pid) for pid in pids} == before
+    assert {pid: os.sched_getaffinity(pid) for pid in pids} == affinity
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse")
+def test_a_load_generator_that_fails_is_a_failed_handoff(
+    served: tuple[Endpoint, proc.Service], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, _ = served
+    broken = tmp_path / "_loadgen.py"
+    broken.write_text("raise SystemExit('no report')\n")
+    monkeypatch.setattr(load, "__file__", str(broken))
+    work = Path(tempfile.mkdtemp(prefix="mlopsctl-load-stage-", dir="/var/tmp"))
+    answers = {"scale_requirements": {"latency_ms": 100}}
+    stage = Stage(work, work, cache_dir(), ClusterNetwork(), Rehearsal(work), answers)
+    stage.shared["serving"] = endpoint
+    try:
+        load.rehearse_load(stage)
+    finally:
+        stage.network.close()
+        shutil.rmtree(work, ignore_errors=True)
+    (handoff,) = stage.report.handoffs
+    assert (handoff.name, handoff.passed) == ("the load test runs", False)
+    assert "no report" in handoff.detail
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlopsctl.measured import MeasuredCapacity
 from mlopsctl.rehearse import _proc, images, manifests
-from mlopsctl.rehearse.errors import MissingToolError, NotRehearsable
+from mlopsctl.rehearse.errors import NotRehearsable
 from mlopsctl.rehearse.stage import Stage
 
 # Locust from PyPI, installed into its own environment in the rehearsal's cache.
@@ -48,6 +49,10 @@ WINDOW_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 30.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CFS_PERIOD_US = 100_000
+
+
+class LoadTestFailed(Exception):
+    """The load generator did not finish or wrote no report (a failed handoff)."""
 
 
 class Endpoint(Protocol):
@@ -131,14 +136,20 @@ def rehearse_load(stage: Stage) -> None:
     endpoint: Endpoint = stage.shared["serving"]
     sla_ms = latency_target_ms(stage)
     limit = cpu_limit(stage.project)
-    report = measure(
-        endpoint,
-        sla_ms=sla_ms,
-        cpu_limit=limit,
-        cache=stage.cache,
-        workspace=stage.workspace,
-        resolve=lambda host, port: stage.network.resolve(host, port),
-    )
+    try:
+        report = measure(
+            endpoint,
+            sla_ms=sla_ms,
+            cpu_limit=limit,
+            cache=stage.cache,
+            workspace=stage.workspace,
+            resolve=lambda host, port: stage.network.resolve(host, port),
+        )
+    except LoadTestFailed as exc:
+        stage.check(
+            "the load test runs", False, f"{LOCUST_REQUIREMENT} against {endpoint.url}", str(exc)
+        )
+        return
     stage.shared["load"] = report
     path = stage.workspace / "load-report.json"
     path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -357,8 +368,13 @@ def measure(
     cores = _cores(cpu_limit)
     with hold(listening_processes(port), cores) as held:
         timeout = len(users) * (warmup_s + window_s + 5) + 120
+        taskset = shutil.which("taskset")
+        cores_left = ",".join(map(str, sorted(held.rest)))
+        generator = [taskset, "-c", cores_left] if held.rest and taskset else []
+        held_text = held.how + (f"; the load generator on CPU {cores_left}" if generator else "")
         run = _proc.run(
             [
+                *generator,
                 str(python),
                 str(Path(__file__).with_name("_loadgen.py")),
                 str(config_path),
@@ -373,12 +389,12 @@ def measure(
             timeout=timeout,
         )
     if run.returncode != 0 or not result_path.is_file():
-        raise MissingToolError(f"the load generator failed:\n{(run.stderr or run.stdout)[-2000:]}")
+        raise LoadTestFailed(f"the load generator failed:\n{(run.stderr or run.stdout)[-2000:]}")
     try:
         result = json.loads(result_path.read_text(encoding="utf-8"))
         steps = [Step.model_validate(s) for s in result["steps"]]
     except (ValueError, KeyError, ValidationError) as exc:
-        raise MissingToolError(f"the load generator wrote no report: {exc}") from None
+        raise LoadTestFailed(f"the load generator wrote no report: {exc}") from None
     return LoadReport(
         measured_on=datetime.date.today().isoformat(),
         machine=machine(),
@@ -390,7 +406,7 @@ def measure(
         sla_ms=sla_ms,
         cpu_limit=cpu_limit,
         cpu_cores=held.cores,
-        held=held.how,
+        held=held_text,
         steps=steps,
     )
 
@@ -445,9 +461,13 @@ def runtime_version(port: int, endpoint: Endpoint) -> str:
 
 
 class Held:
-    def __init__(self, cores: float, how: str) -> None:
+    """How the runtime is held: its CPUs, in words, and the cores left to the load generator
+    (none when the runtime may use every core)."""
+
+    def __init__(self, cores: float, how: str, rest: frozenset[int] = frozenset()) -> None:
         self.cores = cores
         self.how = how
+        self.rest = rest
 
 
 def listening_processes(port: int) -> list[int]:
@@ -502,12 +522,19 @@ def hold(pids: list[int], cores: float | None) -> Iterator[Held]:
         return
     with contextlib.ExitStack() as stack:
         how = _cgroup(stack, pids, cores)
-        if how is not None:
-            yield Held(cores, how)
-            return
         whole = math.ceil(cores)
-        if whole < available and _affinity(stack, pids, whole):
-            yield Held(float(whole), f"pinned to {whole} of {available} cores (sched_setaffinity)")
+        # Its own cores too, where the machine has more: the load generator gets the others.
+        pinned = _affinity(stack, pids, whole) if whole < available else None
+        rest = frozenset(os.sched_getaffinity(0)) - pinned if pinned else frozenset()
+        if how is not None:
+            if pinned:
+                how += f", on {whole} of {available} cores"
+            yield Held(cores, how, rest)
+            return
+        if pinned:
+            yield Held(
+                float(whole), f"pinned to {whole} of {available} cores (sched_setaffinity)", rest
+            )
             return
         yield Held(
             float(min(whole, available)),
@@ -570,8 +597,9 @@ def _release(group: Path, root: Path, origins: Mapping[int, Path]) -> None:
         group.rmdir()
 
 
-def _affinity(stack: contextlib.ExitStack, pids: list[int], cores: int) -> bool:
-    chosen = set(sorted(os.sched_getaffinity(0))[:cores])
+def _affinity(stack: contextlib.ExitStack, pids: list[int], cores: int) -> frozenset[int] | None:
+    """Pin every thread of ``pids`` to the first ``cores`` CPUs; the CPUs, or None."""
+    chosen = frozenset(sorted(os.sched_getaffinity(0))[:cores])
     before: dict[int, set[int]] = {}
     try:
         for pid in pids:
@@ -581,9 +609,9 @@ def _affinity(stack: contextlib.ExitStack, pids: list[int], cores: int) -> bool:
                 os.sched_setaffinity(tid, chosen)
     except OSError:
         _restore(before)
-        return False
+        return None
     stack.callback(_restore, before)
-    return True
+    return chosen
 
 
 def _restore(before: Mapping[int, set[int]]) -> None:
