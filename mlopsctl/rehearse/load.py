@@ -56,15 +56,23 @@ class LoadTestFailed(Exception):
 
 
 class Endpoint(Protocol):
-    """The serving runtime as the serving component hands it over."""
+    """The serving runtime as the serving component hands it over (read-only attributes, so a
+    frozen dataclass fits as well as a plain one)."""
 
-    url: str
-    metrics_url: str
-    model_name: str
-    model_version: str
-    protocol: str
-    infer_path: str
-    request: dict[str, Any]
+    @property
+    def url(self) -> str: ...  # base URL of the runtime's HTTP endpoint
+    @property
+    def metrics_url(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...  # "v1" or "v2"
+    @property
+    def infer_path(self) -> str: ...  # path under url for a prediction
+    @property
+    def request(self) -> dict[str, Any]: ...  # a valid request body
 
 
 class Step(BaseModel):
