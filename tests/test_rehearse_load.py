@@ -266,6 +266,46 @@ def test_recording_without_a_measurement_fails_and_leaves_the_answers(tmp_path: 
     assert tree(dest) == before
 
 
+def test_recording_never_writes_through_a_link_the_project_holds(tmp_path: Path) -> None:
+    dest = make_project(tmp_path / "demo")
+    outside = tmp_path / "outside.json"
+    outside.write_text("theirs\n")
+    (dest / load.LOAD_REPORT).symlink_to(outside)
+    answers_before = (dest / "mlopsctl.yaml").read_bytes()
+    stage = Stage(dest, tmp_path, tmp_path, ClusterNetwork(), Rehearsal(dest), {})
+    stage.shared["load"] = _report([_step(1, 50, 20)])
+    try:
+        load.record(stage)
+    finally:
+        stage.network.close()
+    (handoff,) = stage.report.handoffs
+    assert handoff.passed is False and "symbolic link" in handoff.detail
+    assert outside.read_text() == "theirs\n"
+    assert (dest / "mlopsctl.yaml").read_bytes() == answers_before
+
+
+def test_recording_writes_the_report_and_the_section(tmp_path: Path) -> None:
+    dest = make_project(tmp_path / "demo")
+    stage = Stage(dest, tmp_path, tmp_path, ClusterNetwork(), Rehearsal(dest), {})
+    report = _report([_step(1, 50, 20), _step(2, 90, 40), _step(4, 95, 130)])
+    stage.shared["load"] = report
+    try:
+        load.record(stage)
+    finally:
+        stage.network.close()
+    (handoff,) = stage.report.handoffs
+    assert handoff.passed, handoff.detail
+    assert "git add mlopsctl.yaml docs/load-test.json" in handoff.checked
+    saved = load.LoadReport.model_validate_json((dest / load.LOAD_REPORT).read_text())
+    assert saved == report
+    section = yaml.safe_load((dest / "mlopsctl.yaml").read_text())["measured"]
+    assert (section["rps_per_replica"], section["p95_ms"], section["report"]) == (
+        90,
+        40,
+        load.LOAD_REPORT,
+    )
+
+
 def test_rehearse_measure_says_what_it_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

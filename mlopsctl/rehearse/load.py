@@ -231,27 +231,34 @@ def _step_text(step: Step | None) -> str:
 def record(stage: Stage) -> None:
     """``rehearse --measure``: the load report into the project and the measured capacity into
     its ``mlopsctl.yaml``, each named in the handoff the output shows."""
+    from mlopsctl import layout, measured
+
     stage.component = "load"
+    name = "the measured capacity is recorded in mlopsctl.yaml"
     report: LoadReport | None = stage.shared.get("load")
-    answers = stage.project / "mlopsctl.yaml"
     capacity = report.capacity(LOAD_REPORT) if report is not None else None
     if report is None or capacity is None:
         stage.check(
-            "the measured capacity is recorded in mlopsctl.yaml",
+            name,
             False,
-            f"{answers} left as it was",
+            f"{stage.project / layout.ANSWERS_FILE} left as it was",
             "nothing to record: the load test did not run or no step stayed within the SLA",
         )
         return
-    target = stage.project / LOAD_REPORT
+    try:  # a repository is untrusted: never write through a link it holds
+        answers = layout.resolve(stage.project, layout.ANSWERS_FILE, source="rehearse", key="")
+        target = layout.resolve(stage.project, LOAD_REPORT, source="rehearse", key="")
+    except layout.LayoutError as exc:
+        stage.check(name, False, "nothing written into the project", exc.message)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as handle:
+        handle.write(report.model_dump_json(indent=2) + "\n")
     _own_like(target, answers)
-    from mlopsctl import measured
-
     measured.write(answers, capacity)
     stage.check(
-        "the measured capacity is recorded in mlopsctl.yaml",
+        name,
         True,
         f"wrote `measured` in {answers} ({capacity.summary()}) and the load report "
         f"{target}; commit them (git add mlopsctl.yaml {LOAD_REPORT} && git commit), then "
