@@ -305,7 +305,7 @@ def latency_target_ms(stage: Stage) -> float:
 def cpu_limit(project: Path) -> str | None:
     """The serving container's CPU limit: the InferenceService's predictor, else the
     Deployment's container (None when neither manifest sets one)."""
-    for name in ("inferenceservice.yaml", "deployment.yaml", "serving.yaml"):
+    for name in ("inferenceservice.yaml", "serving.yaml"):
         path = project / "k8s" / name
         if not path.is_file():
             continue
