@@ -22,6 +22,7 @@ mlopsctl's: the pod's Python is the image's, where mlopsctl is not installed.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
@@ -39,10 +40,11 @@ def _plain(value: Any) -> Any:
 
 
 def _relocate(value: str, paths: dict[str, str]) -> str:
+    """``value`` with each image path (a whole path component, not ``/application``) local."""
     for image_path, local in sorted(paths.items(), key=lambda p: -len(p[0])):
         prefix = re.escape(image_path.rstrip("/"))
-        pattern = rf"(?<![\w.-]){prefix}(?=/|[\"'\s]|$)"
-        value = re.sub(pattern, lambda _m, to=local: to, value)
+        pattern = re.compile(rf"(?<![\w.-]){prefix}(?=/|[\"'\s]|$)")
+        value = pattern.sub(local.replace("\\", "\\\\"), value)
     return value
 
 
@@ -51,9 +53,11 @@ def main(spec_path: str) -> None:
         spec = json.load(f)
     result: dict[str, Any] = {"tasks": [], "executors": {}, "error": None}
     try:
-        from google.protobuf import json_format
-        from kfp import local
-        from kfp.local import subprocess_task_handler, task_dispatcher
+        # Imported by name: kfp is the image's, not one of mlopsctl's dependencies.
+        json_format = importlib.import_module("google.protobuf.json_format")
+        local = importlib.import_module("kfp.local")
+        subprocess_task_handler = importlib.import_module("kfp.local.subprocess_task_handler")
+        task_dispatcher = importlib.import_module("kfp.local.task_dispatcher")
 
         paths: dict[str, str] = spec.get("paths") or {}
         run_task = task_dispatcher.run_single_task_implementation
@@ -75,8 +79,8 @@ def main(spec_path: str) -> None:
             env = {k: _relocate(v, paths) for k, v in (env_vars or {}).items()}
             return int(run_process(full_command=command, env_vars=env))
 
-        task_dispatcher.run_single_task_implementation = recorded
-        subprocess_task_handler.run_local_subprocess = relocated
+        setattr(task_dispatcher, "run_single_task_implementation", recorded)  # noqa: B010
+        setattr(subprocess_task_handler, "run_local_subprocess", relocated)  # noqa: B010
 
         loaded = importlib.util.spec_from_file_location("_rehearsed_pipeline", spec["module"])
         if loaded is None or loaded.loader is None:

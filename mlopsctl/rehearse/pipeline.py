@@ -207,7 +207,8 @@ def rehearse_pipeline(stage: Stage) -> None:
     new = challenger is not None and challenger != before.get(aliases[1])
     stage.check(
         "the pipeline run registered a new model version",
-        new
+        challenger is not None
+        and new
         and after["versions"] == before["versions"] + 1
         and challenger["run_status"] == "FINISHED",
         f"the tracking server's registry of {model}: one more version, the {aliases[1]} alias on "
