@@ -203,17 +203,66 @@ def test_the_pins_of_each_image_are_read_from_its_dockerfile(tmp_path: Path) -> 
     assert pins == {("numpy", "2.2.6"), ("scipy", "1.15.3"), ("boto3", "1.2")}
 
 
+# A pinned project -> the pure-Python dependency of it that PyPI serves as source only (kfp's API
+# client): pip builds that into a py3-none-any wheel wherever it installs it.
+SOURCE_ONLY_DEPENDENCIES = {"kfp": "kfp-server-api"}
+
+
+def _source_only_wheels(pins: set[tuple[str, str]], tmp: Path) -> list[str]:
+    """``--find-links`` to the wheels of the SOURCE_ONLY_DEPENDENCIES of ``pins``, built here
+    from their source at the version pip picks for the pin (resolved for this interpreter)."""
+    wheels = tmp / "source-only-wheels"
+    for name, version in sorted(pins):
+        dependency = SOURCE_ONLY_DEPENDENCIES.get(name)
+        if dependency is None:
+            continue
+        report = tmp / f"{name}-report.json"
+        pip = [sys.executable, "-m", "pip"]
+        subprocess.run(
+            [
+                *pip,
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--report",
+                str(report),
+                f"{name}=={version}",
+            ],
+            env=_pip_env(),
+            capture_output=True,
+            timeout=900,
+            check=True,
+        )
+        picked = [
+            item["metadata"]["version"]
+            for item in json.loads(report.read_text())["install"]
+            if item["metadata"]["name"].lower() == dependency
+        ]
+        picked_pins = [f"{dependency}=={v}" for v in picked]
+        subprocess.run(
+            [*pip, "wheel", "--no-deps", "--quiet", "-w", str(wheels), *picked_pins],
+            env=_pip_env(),
+            capture_output=True,
+            timeout=900,
+            check=True,
+        )
+    return ["--find-links", str(wheels)] if wheels.is_dir() else []
+
+
 def _resolves(pins: set[tuple[str, str]], python: str, target: str, tmp: Path) -> str:
     """Why pip finds no set of distributions holding all of ``pins`` with their dependencies for
     that Python, or "" when it does (``--dry-run``: metadata only, nothing installed). For this
     interpreter's own Python pip resolves as it would install here, pure-Python source-only
-    dependencies included (kfp-server-api); for another Python, wheels for the target platform."""
+    dependencies included (kfp-server-api); for another Python, wheels for the target platform,
+    with those dependencies built into wheels here as pip in the image would."""
     tmp.mkdir(parents=True, exist_ok=True)
     reqs = tmp / "requirements.txt"
     reqs.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins)), encoding="utf-8")
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
     if python != f"{sys.version_info.major}.{sys.version_info.minor}":
         cmd += ["--python-version", python, *_wheels_for(GLIBC_MINOR[target])]
+        cmd += _source_only_wheels(pins, tmp)
     cmd += ["--target", str(tmp / "target"), "-r", str(reqs)]
     run = subprocess.run(
         cmd, env=_pip_env(), capture_output=True, text=True, timeout=900, check=False

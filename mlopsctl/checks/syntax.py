@@ -73,6 +73,18 @@ def _is_workflow(rel: str) -> bool:
     }
 
 
+def _kfp_placeholder(doc: Any, path: tuple[str | int, ...], marker: str) -> bool:
+    """A placeholder of a compiled Kubeflow pipeline (``{{$}}``, the executor input, and
+    ``{{$.inputs.parameters['x']}}``): the KFP backend fills them in when a step starts."""
+    return (
+        isinstance(doc, dict)
+        and str(doc.get("sdkVersion", "")).startswith("kfp-")
+        and "pipelineInfo" in doc
+        and path[:1] == ("deploymentSpec",)
+        and marker.startswith("{{$")
+    )
+
+
 def _go_template_context(doc: Any, path: tuple[str | int, ...]) -> bool:
     """Where another tool's own template language legitimately uses ``{{ }}``."""
     if not isinstance(doc, dict):
@@ -206,6 +218,8 @@ def unrendered_template(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
                         value = _GH_EXPR.sub("", value)
                     for m in _markers(value):
                         if m.group(0).startswith("{{") and _go_template_context(doc, path):
+                            continue
+                        if _kfp_placeholder(doc, path, m.group(0)):
                             continue
                         line = first.get(m.group(0))
                         if line not in seen:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def rehearse_md() -> str:
-    from mlopsctl.rehearse import load, objectstore, postgres, runner
+    from mlopsctl.rehearse import load, objectstore, pipeline, postgres, runner
 
     return "\n".join(
         [
@@ -27,7 +27,9 @@ def rehearse_md() -> str:
             f"- `{objectstore.SERVER_REQUIREMENT}`: moto's standalone S3 server, the artifact",
             "  store (its own tool, not one of the project's pins);",
             "- each rehearsed image's packages, exactly as its Dockerfile installs them (the",
-            "  project's own pins, from `mlopsctl/data/versions.yaml` when generated);",
+            "  project's own pins, from `mlopsctl/data/versions.yaml` when generated); the",
+            "  project image's holds kfp where the project has a Kubeflow pipeline, which runs",
+            f"  with kfp's local runner in that image's pod (`{pipeline.PIPELINE}`);",
             f"- `{load.LOCUST_REQUIREMENT}`: the load test's generator, run as its own process",
             "  against the serving runtime held to the pod's CPU limit (a cgroup CPU quota, else",
             "  CPU affinity). `--measure` writes what one replica sustained within the SLA into",

@@ -43,13 +43,19 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, load, tracking
+    from mlopsctl.rehearse import entrypoints, load, pipeline, tracking
 
     return [
         ComponentSpec(
             "tracking-server", tracking.rehearse_tracking_server, applies=tracking.applies
         ),
         ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
+        ComponentSpec(
+            "pipeline",
+            pipeline.rehearse_pipeline,
+            needs=("tracking-server", "entrypoints"),
+            applies=pipeline.applies,
+        ),
         ComponentSpec("load", load.rehearse_load, needs=("serving",), applies=load.applies),
     ]
 
