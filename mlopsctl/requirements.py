@@ -257,6 +257,19 @@ class Requirements(BaseModel):
         "rehearse --measure`, or by hand from a load test of your own); the sizing uses it "
         "instead of the assumed capacity per model family. Not a question: leave it out until "
         "you have measured.",
+        examples=[
+            {
+                "rps_per_replica": 180.0,
+                "p95_ms": 41.0,
+                "latency_target_ms": 200.0,
+                "concurrency": 8,
+                "cpu_cores": 1.0,
+                "measured_on": "2026-12-02",
+                "machine": "AMD EPYC (2 CPUs)",
+                "runtime": "mlserver 1.7.1",
+                "tool": "locust 2.47.0",
+            }
+        ],
     )
 
     @field_validator("project_name")
