@@ -43,13 +43,16 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, tracking
+    from mlopsctl.rehearse import entrypoints, serving, tracking
 
     return [
         ComponentSpec(
             "tracking-server", tracking.rehearse_tracking_server, applies=tracking.applies
         ),
         ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
+        ComponentSpec(
+            "serving", serving.rehearse_serving, needs=("entrypoints",), applies=serving.applies
+        ),
     ]
 
 
