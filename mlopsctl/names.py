@@ -36,7 +36,7 @@ def resource_names(project: str) -> dict[str, str]:
         "serving_root": f"{artifact_root}/serving",
         "storage_uri": f"{artifact_root}/serving/{project}/unpublished",
         "serving_runtime": f"{project}-mlserver",
-        "shadow_storage_uri": f"{artifact_root}/serving/challenger",
+        "shadow_storage_uri": f"{artifact_root}/serving/{project}/unpublished",
         "tracking_uri": f"http://{project}-mlflow:5000",
         "image_registry": f"{REGISTRY}/{project}",
         "mlflow_server_image": f"{REGISTRY}/{project}/mlflow-server",

@@ -202,7 +202,6 @@ class ServingRehearsal:
         self.root = str(config.get("serving_storage_root", ""))
         self.isvc_path = stage.file(MANIFEST)
         self.isvc = _document(self.isvc_path, "InferenceService")
-        self.isvc_name = str((self.isvc.get("metadata") or {}).get("name", ""))
         self.runtime_doc = _document(stage.file(RUNTIME_MANIFEST), "ServingRuntime")
         self.runs = 0
 
@@ -583,7 +582,8 @@ def rehearse_serving(stage: Stage) -> None:
     if first.service is not None:
         first.service.stop()  # the previous revision is scaled down once the new one is ready
     request = rehearsal.check_served(second, "release 2") or request
-    stage.network.add(f"{rehearsal.isvc_name}-predictor", 80, second.port)
+    # KServe's predictor Service: in-cluster clients reach the new revision by its name.
+    stage.network.add(resource_names(stage.project_name)["predictor_service"], 80, second.port)
     stage.shared["serving"] = ServingEndpoint(
         url=f"http://{_proc.LOOPBACK}:{second.port}",
         metrics_url=f"http://{_proc.LOOPBACK}:{second.metrics_port}/metrics",
