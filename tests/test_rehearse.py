@@ -534,6 +534,7 @@ SERVING_HANDOFFS = [
             "a request with an unknown column is refused with 4xx",
             "a request with a wrong type is refused with 4xx",
             "metrics endpoint",
+            "the runtime's processes fit the container's memory limit",
         )
     ),
     "release 2: training again registers a new version, promoted to the alias",
@@ -581,7 +582,7 @@ def test_serving_endpoint_answers_its_own_request_for_the_last_published_version
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
-def test_the_runtime_is_started_with_the_manifests_command_and_only_local_substitutions(
+def test_the_serving_runtime_is_started_with_the_manifests_command_and_local_ports(
     rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
     _, report = rehearsal

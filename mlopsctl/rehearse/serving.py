@@ -109,6 +109,9 @@ class Runtime:
     read_only_root: bool
     mounts: list[str]
     metrics_port: str | None  # the ServingRuntime's prometheus.kserve.io/port annotation
+    memory_limit: str | None = (
+        None  # resources.limits.memory (the model spec's, else the runtime's)
+    )
 
 
 def runtime_spec(isvc: dict[str, Any], runtime: dict[str, Any], source: Path) -> Runtime:
@@ -142,6 +145,10 @@ def runtime_spec(isvc: dict[str, Any], runtime: dict[str, Any], source: Path) ->
         read_only_root=bool(security.get("readOnlyRootFilesystem")),
         mounts=[m for m in mounts if m != MODEL_DIR],
         metrics_port=annotations.get("prometheus.kserve.io/port"),
+        memory_limit=(
+            ((model.get("resources") or {}).get("limits") or {}).get("memory")
+            or ((base.get("resources") or {}).get("limits") or {}).get("memory")
+        ),
     )
 
 
@@ -203,6 +210,7 @@ class ServingRehearsal:
         self.isvc_path = stage.file(MANIFEST)
         self.isvc = _document(self.isvc_path, "InferenceService")
         self.runtime_doc = _document(stage.file(RUNTIME_MANIFEST), "ServingRuntime")
+        self.runtime = runtime_spec(self.isvc, self.runtime_doc, self.isvc_path)
         self.runs = 0
 
     def _pod(
@@ -490,6 +498,7 @@ class ServingRehearsal:
                 "answered as the client's error (a 5xx counts against the error-rate alerts)",
                 f"{refused.status} {refused.body[:300]}",
             )
+        self.check_memory(release, label)
         from mlopsctl.monitoring import MLSERVER_REQUESTS
 
         metrics = http_call(release.metrics_port, "/metrics")
@@ -500,6 +509,25 @@ class ServingRehearsal:
             f"{metrics.status} {metrics.body[:200]}",
         )
         return request
+
+    def check_memory(self, release: Release, label: str) -> None:
+        """The runtime's processes, after loading the model and answering, against the memory
+        limit the kubelet OOM-kills the container at."""
+        from mlopsctl.rehearse.tracking import _group_rss
+
+        assert release.service is not None
+        limit = self.runtime.memory_limit
+        processes = _group_rss(release.service.process.pid)
+        rss = sum(mib for mib, _ in processes)
+        limit_mib = manifests.memory_mib(limit) if limit else 0.0
+        self.stage.check(
+            f"{label}: the runtime's processes fit the container's memory limit",
+            0 < rss <= limit_mib,
+            f"resident memory (VmRSS) of the runtime's {len(processes)} processes after the "
+            f"requests above: {rss:.0f} MiB against resources.limits.memory {limit}",
+            f"{rss:.0f} MiB of {limit_mib:.0f} MiB\n"
+            + "\n".join(f"{mib:.0f} MiB  {cmd[:160]}" for mib, cmd in processes),
+        )
 
     def retrain_and_promote(self) -> bool:
         """Train again (a new version) and move the alias to it, as a won evaluation does."""
@@ -555,7 +583,7 @@ def _release(rehearsal: ServingRehearsal, runtime: Runtime, label: str) -> Relea
 
 def rehearse_serving(stage: Stage) -> None:
     rehearsal = ServingRehearsal(stage)
-    runtime = runtime_spec(rehearsal.isvc, rehearsal.runtime_doc, rehearsal.isvc_path)
+    runtime = rehearsal.runtime
     metrics_variable = runtime.env.get("MLSERVER_METRICS_PORT")
     stage.check(
         "Prometheus scrapes the port the runtime serves metrics on",
