@@ -238,6 +238,13 @@ def _shipped() -> list[Tool]:
             "KServe InferenceServices are not checked against their schema",
         ),
         (
+            "kserve-runtime-schema",
+            SHIPPED / "kserve" / "servingruntime-v1alpha1.json",
+            versions.get("kserve"),
+            "servingruntime_schema",
+            "KServe ServingRuntimes are not checked against their schema",
+        ),
+        (
             "grafana-schemas",
             SHIPPED / "grafana" / "dashboard.jsonschema.json",
             versions.get("grafana"),

@@ -31,10 +31,15 @@ def resource_names(project: str) -> dict[str, str]:
         "secret_storage": f"{project}-storage",
         "bucket": BUCKET,
         "artifact_root": artifact_root,
-        "storage_uri": f"{artifact_root}/serving/champion",
-        "shadow_storage_uri": f"{artifact_root}/serving/challenger",
+        # Where src/publish.py copies each published model version (<root>/<model>/v<version>);
+        # the InferenceService names that copy. Until the first publish it names `unpublished`.
+        "serving_root": f"{artifact_root}/serving",
+        "storage_uri": f"{artifact_root}/serving/{project}/unpublished",
+        "serving_runtime": f"{project}-mlserver",
+        "shadow_storage_uri": f"{artifact_root}/serving/{project}/unpublished",
         "tracking_uri": f"http://{project}-mlflow:5000",
         "image_registry": f"{REGISTRY}/{project}",
         "mlflow_server_image": f"{REGISTRY}/{project}/mlflow-server",
         "model_image": f"{REGISTRY}/{project}/model",
+        "serving_image": f"{REGISTRY}/{project}/serving",
     }

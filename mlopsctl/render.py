@@ -141,10 +141,29 @@ def _memory_gb(quantity: str) -> float:
     return round(float(quantity) / 1024**3, 3)
 
 
+# serving.yaml's `runtime` for the ServingRuntime the project generates itself.
+PROJECT_RUNTIME = "project"
+
+
+def serving_image_ref(image: str) -> str:
+    """The project's serving image with its tag: the MLflow release its requirements pin (the
+    project image's convention), so a new pin is a new image."""
+    return f"{image}:{versions()['packages']['mlflow']}"
+
+
 def _serving(design: StackDesign) -> dict[str, Any]:
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
-    fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
+    fw["project_runtime"] = fw["runtime"] == PROJECT_RUNTIME
+    fw.setdefault("protocol", "v1")
+    if fw["project_runtime"]:
+        from mlopsctl.names import resource_names
+
+        names = resource_names(design.requirements.project_name)
+        fw["runtime"] = names["serving_runtime"]
+        fw["runtime_image_ref"] = serving_image_ref(names["serving_image"])
+    else:
+        fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
     fw["runtime_latency_metric"] = runtime_latency_metric(design.requirements.framework)
     return {
         "cpu_cores": _cpu_cores(design.sizing.cpu_limit),

@@ -27,6 +27,7 @@ NAMES = [
     "kubernetes-schemas",
     "ci-schemas",
     "kserve-schema",
+    "kserve-runtime-schema",
     "grafana-schemas",
     "answers-schema",
 ]
@@ -70,6 +71,7 @@ def test_everything_present_with_versions_exit_0() -> None:
     )
     assert tools["ci-schemas"]["version"] == f"check-jsonschema {version('check-jsonschema')}"
     assert tools["kserve-schema"]["version"] == "tag v0.20.0"
+    assert tools["kserve-runtime-schema"]["version"] == "tag v0.20.0"
 
 
 def test_each_tool_names_the_checks_that_use_it() -> None:
@@ -79,6 +81,7 @@ def test_each_tool_names_the_checks_that_use_it() -> None:
     assert tools["kubernetes-schemas"]["checks"] == ["MLV101"]
     assert tools["ci-schemas"]["checks"] == ["MLV106"]
     assert tools["kserve-schema"]["checks"] == ["MLV102"]
+    assert tools["kserve-runtime-schema"]["checks"] == ["MLV109"]
     assert tools["grafana-schemas"]["checks"] == ["MLV104"]
     assert tools["answers-schema"]["checks"] == ["MLV108"]
     assert tools["git"]["commands"] == ["update"]

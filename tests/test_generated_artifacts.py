@@ -77,6 +77,14 @@ def kserve_validator() -> jsonschema.Draft7Validator:
 
 
 @cache
+def servingruntime_validator() -> jsonschema.Draft7Validator:
+    text = (SCHEMAS / "kserve" / "serving.kserve.io_servingruntimes.yaml").read_text()
+    crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return jsonschema.Draft7Validator(_closed(version["schema"]["openAPIV3Schema"]))
+
+
+@cache
 def grafana_schema(name: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
         (SCHEMAS / "grafana" / f"{name}.jsonschema.json").read_text()
@@ -127,7 +135,7 @@ def test_kubernetes_kinds_pass_kubernetes_validate(projects: Any, case: str) -> 
     docs = manifests(root)
     assert bool(docs) == design.requirements.kubernetes
     for path, doc in docs:
-        if doc["kind"] == "InferenceService":
+        if doc["kind"] in ("InferenceService", "ServingRuntime"):  # KServe CRDs: checked below
             continue
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -147,6 +155,16 @@ def test_inference_services_pass_the_kserve_crd(projects: Any, case: str) -> Non
         fmt = serving_table()["frameworks"][design.requirements.framework]["kserve_format"]
         assert predictor["model"]["modelFormat"]["name"] == fmt
         assert predictor["model"]["storageUri"].startswith("s3://")
+        runtime = predictor["model"].get("runtime")
+        runtimes = {
+            d["metadata"]["name"]: d for _, d in manifests(root) if d["kind"] == "ServingRuntime"
+        }
+        if runtime is not None:  # the project's own ServingRuntime, generated beside it
+            assert errors_of(servingruntime_validator(), runtimes[runtime]) == []
+            formats = [f["name"] for f in runtimes[runtime]["spec"]["supportedModelFormats"]]
+            assert fmt in formats
+            protocol = predictor["model"].get("protocolVersion", "v1")
+            assert protocol in runtimes[runtime]["spec"]["protocolVersions"]
         if path.name == "inferenceservice.yaml":
             assert predictor["minReplicas"] == design.sizing.min_replicas
             assert predictor["maxReplicas"] == design.sizing.max_replicas
@@ -479,6 +497,7 @@ def test_production_deploys_only_after_manual_approval(projects: Any) -> None:
 # Cases whose files together are every file any case generates (checked below); scanning them
 # keeps detect-secrets fast.
 SECRET_SCAN = [
+    "defaults",  # scikit-learn on KServe: the serving image, runtime and publish step
     "lifecycle-production-xgboost-gdpr",
     "production-lightgbm-gitlab",
     "experimental-batch-jenkins",

@@ -90,14 +90,19 @@ def test_default_file_set(tmp_path: Path) -> None:
     out = generated(tmp_path)
     assert files_of(out) == COMMON | {
         ".github/workflows/ci.yaml",
+        "deploy/serving/Dockerfile",
         "docs/runbooks/error-rate.md",
         "docs/runbooks/high-latency.md",
         "docs/runbooks/serving-down.md",
         "k8s/inferenceservice.yaml",
         "k8s/serving-access.yaml",
+        "k8s/serving-runtime.yaml",
         "k8s/tracking-server.yaml",
         "pipelines/retraining_pipeline.py",
         "requirements-pipeline.txt",
+        "src/publish.py",
+        "src/serving_runtime.py",
+        "tests/test_publish.py",
     }
 
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -358,3 +359,236 @@ def test_a_base_image_the_rehearsal_does_not_know_is_not_rehearsable(tmp_path: P
     assert image.user == (185, 185)
     with pytest.raises(NotRehearsable, match="apache/spark"):
         image.requirements(tmp_path)
+
+
+# --- the serving handoff ---------------------------------------------------------------------
+
+
+def _yaml_doc(path: Path, kind: str) -> dict[str, Any]:
+    import yaml
+
+    (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
+    return dict(doc)
+
+
+def _publish_module(project: Path) -> Any:
+    """The generated src/publish.py, imported from the project (its top level reads only the
+    project's config files; MLflow is imported where it is used)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(project / "src"))
+    try:
+        for name in ("publish", "settings"):
+            sys.modules.pop(name, None)
+        return importlib.import_module("publish")
+    finally:
+        sys.path.remove(str(project / "src"))
+
+
+def test_inferenceservice_names_the_projects_mlflow_runtime_on_v2(project: Path) -> None:
+    """MLflow 3 logs scikit-learn models as model.skops, which KServe's scikit-learn server does
+    not load: the model is served as the MLflow model it was registered as."""
+    isvc = _yaml_doc(project / "k8s/inferenceservice.yaml", "InferenceService")
+    model = isvc["spec"]["predictor"]["model"]
+    runtime = _yaml_doc(project / "k8s/serving-runtime.yaml", "ServingRuntime")
+    assert model["modelFormat"]["name"] == "mlflow"
+    assert model["runtime"] == runtime["metadata"]["name"] == f"{NAME}-mlserver"
+    assert model["protocolVersion"] == "v2"
+    assert runtime["spec"]["protocolVersions"] == ["v2"]
+    assert [f["name"] for f in runtime["spec"]["supportedModelFormats"]] == ["mlflow"]
+    # The restricted profile: the only writable path is the declared emptyDir.
+    assert model["securityContext"]["readOnlyRootFilesystem"] is True
+    assert [m["mountPath"] for m in model["volumeMounts"]] == ["/tmp"]
+    assert isvc["spec"]["predictor"]["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+
+
+def test_serving_runtime_matches_the_crd_and_runs_the_projects_serving_image(
+    project: Path,
+) -> None:
+    from mlopsctl.checks.kserve import servingruntime_validator
+    from mlopsctl.render import versions
+
+    runtime = _yaml_doc(project / "k8s/serving-runtime.yaml", "ServingRuntime")
+    assert list(servingruntime_validator().iter_errors(runtime)) == []
+    (container,) = runtime["spec"]["containers"]
+    assert container["image"] == f"registry.example.com/{NAME}/serving:3.17.2".replace(
+        "3.17.2", versions()["packages"]["mlflow"]
+    )
+    assert container["command"] == ["mlserver", "start", "/mnt/models"]
+    image = images.read_dockerfile(project / "deploy/serving/Dockerfile")
+    assert image.user == (1000, 1000)
+    requirements = image.requirements(project)
+    # The project's own pins (the MLflow and scikit-learn that trained the model), plus MLServer.
+    project_pins = (project / "requirements.txt").read_text().split()
+    assert [r for r in requirements if r in project_pins] == [r for r in project_pins if "==" in r]
+    pins = versions()["packages"]
+    assert f"mlserver=={pins['mlserver']}" in requirements
+    assert f"mlserver-mlflow=={pins['mlserver-mlflow']}" in requirements
+    assert ("src/serving_runtime.py", "src/") in image.copies
+    assert image.env["PYTHONPATH"] == "/app/src"
+
+
+def test_validate_checks_the_serving_runtime_against_its_crd(project: Path, tmp_path: Path) -> None:
+    from mlopsctl.api import validate
+
+    assert [f.message for f in validate(project, select=["MLV109"]).findings] == []
+    broken = tmp_path / "k8s"
+    broken.mkdir()
+    text = (project / "k8s/serving-runtime.yaml").read_text()
+    (broken / "serving-runtime.yaml").write_text(
+        text.replace("protocolVersions:", "protocolVersion:")
+    )
+    findings = validate(tmp_path, select=["MLV109"]).findings
+    assert [f.check for f in findings] == ["MLV109"]
+    assert "protocolVersion" in findings[0].message
+
+
+def test_publish_gives_each_version_its_own_location_and_patches_the_storage_uri(
+    project: Path,
+) -> None:
+    """The InferenceService read one fixed storageUri nothing wrote: each release is now a new
+    location, and the patch publish.py sends points the InferenceService there."""
+    from mlopsctl.checks.kserve import kserve_validator
+    from mlopsctl.rehearse.serving import merge_patch
+
+    publish = _publish_module(project)
+    config = json.loads((project / "config/project.json").read_text())
+    root = config["serving_storage_root"]
+    assert root == f"s3://mlops-artifacts/{NAME}/serving"
+    first, second = (publish.destination(root, NAME, v) for v in ("1", "2"))
+    assert first == f"{root}/{NAME}/v1" and second != first
+    isvc = _yaml_doc(project / "k8s/inferenceservice.yaml", "InferenceService")
+    assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith(f"{root}/")
+    patched = merge_patch(isvc, publish.storage_patch(second))
+    assert patched["spec"]["predictor"]["model"]["storageUri"] == second
+    assert list(kserve_validator().iter_errors(patched)) == []
+    assert patched["spec"]["predictor"]["model"]["runtime"] == f"{NAME}-mlserver"
+    settings = publish.model_settings(NAME, "2")
+    assert settings["versions"] == ["2"]
+    assert settings["implementation"] == "serving_runtime.SignatureEnforcingRuntime"
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    from mlopsctl.rehearse.serving import merge_patch
+
+    target = {"a": "b", "c": {"d": "e", "f": "g"}, "l": [1]}
+    assert merge_patch(target, {"a": "z", "c": {"f": None}, "l": [2]}) == {
+        "a": "z",
+        "c": {"d": "e"},
+        "l": [2],
+    }
+    assert target["c"] == {"d": "e", "f": "g"}  # not changed in place
+
+
+def test_a_v2_request_has_one_input_per_signature_column() -> None:
+    from mlopsctl.rehearse.serving import v2_request
+
+    request = v2_request([{"name": "f0", "type": "double"}, {"name": "n", "type": "long"}])
+    assert request == {
+        "inputs": [
+            {"name": "f0", "shape": [2], "datatype": "FP64", "data": [0.5, 0.5]},
+            {"name": "n", "shape": [2], "datatype": "INT64", "data": [1, 1]},
+        ]
+    }
+
+
+@pytest.mark.parametrize("ci", ["github-actions", "gitlab-ci", "jenkins"])
+def test_every_ci_deploy_publishes_the_champion_and_patches_the_storage_uri(
+    tmp_path: Path, ci: str
+) -> None:
+    """Nothing moved a registered champion to where the InferenceService reads."""
+    root = tmp_path / NAME
+    generate(make_requirements(project_name=NAME, ci_platform=ci), root)
+    workflow = {
+        "github-actions": ".github/workflows/ci.yaml",
+        "gitlab-ci": ".gitlab-ci.yml",
+        "jenkins": "Jenkinsfile",
+    }[ci]
+    text = (root / workflow).read_text()
+    assert "make publish" in text
+    patch = f"patch inferenceservice {NAME} --type merge --patch-file storage-patch.json"
+    assert patch in text
+    assert text.index("apply -f k8s/") < text.rindex(patch)
+    makefile = (root / "Makefile").read_text()
+    assert "src/publish.py --alias $(ALIAS) --print-patch > storage-patch.json" in makefile
+    assert "src/publish.py --alias $(ALIAS) --apply" in makefile
+
+
+SERVING_HANDOFFS = [
+    "Prometheus scrapes the port the runtime serves metrics on",
+    *(
+        f"{release}: {name}"
+        for release in ("release 1", "release 2")
+        for name in (
+            "`python src/publish.py --alias champion --print-patch` succeeds",
+            "the patched InferenceService matches the KServe schema",
+            "storageUri names the champion's version",
+            "the MLflow model is at the storageUri",
+            "KServe's storage initializer downloads the storageUri",
+            "the ServingRuntime runs the serving image",
+            "the runtime starts as the ServingRuntime and InferenceService declare it",
+            "readiness endpoint",
+            "V2 model metadata names the version just published",
+            "a valid V2 request gets predictions from the published version",
+            "a request with an unknown column is refused with 4xx",
+            "a request with a wrong type is refused with 4xx",
+            "metrics endpoint",
+            "the runtime's processes fit the container's memory limit",
+        )
+    ),
+    "release 2: training again registers a new version, promoted to the alias",
+    "release 2: a new storageUri, a new revision",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse")
+@pytest.mark.parametrize("name", SERVING_HANDOFFS)
+def test_serving_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
+    _, report = rehearsal
+    assert _handoff(report, "serving", name).passed, _explain(report)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse")
+def test_serving_endpoint_answers_its_own_request_for_the_last_published_version(
+    rehearsal: tuple[Stage, Rehearsal],
+) -> None:
+    """The contract later components read: a running runtime, the version it serves and a
+    request it answers, at the URLs given."""
+    import urllib.request
+
+    from mlopsctl.rehearse.serving import ServingEndpoint
+
+    stage, report = rehearsal
+    assert report.component_passed("serving"), _explain(report)
+    endpoint = stage.shared["serving"]
+    assert isinstance(endpoint, ServingEndpoint)
+    state = entrypoints.registry_state(stage, NAME, ("champion",))
+    assert endpoint.model_version == state["champion"]["version"] != "1"
+    assert (endpoint.model_name, endpoint.protocol) == (NAME, "v2")
+    request = urllib.request.Request(
+        endpoint.url + endpoint.infer_path,
+        data=json.dumps(endpoint.request).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body = json.loads(answer.read())
+    assert body["model_version"] == endpoint.model_version
+    with urllib.request.urlopen(endpoint.metrics_url, timeout=30) as answer:
+        assert answer.status == 200
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse")
+def test_the_serving_runtime_is_started_with_the_manifests_command_and_local_ports(
+    rehearsal: tuple[Stage, Rehearsal],
+) -> None:
+    _, report = rehearsal
+    name = "release 1: the runtime starts as the ServingRuntime and InferenceService declare it"
+    checked = _handoff(report, "serving", name).checked
+    assert "`mlserver start /mnt/models`" in checked and "without a passwd entry" in checked
+    assert (
+        "MLSERVER_HTTP_PORT 8080 -> " in checked and "MLSERVER_HOST 0.0.0.0 -> 127.0.0.1" in checked
+    )

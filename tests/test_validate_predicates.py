@@ -181,9 +181,13 @@ def test_shipped_schemas_match_upstream() -> None:
     from mlopsctl.checks._crd import build_shipped_kserve
     from mlopsctl.checks._validation import SHIPPED
 
-    crd = SCHEMAS / "kserve" / "serving.kserve.io_inferenceservices.yaml"
-    shipped = (SHIPPED / "kserve" / "inferenceservice-v1beta1.json").read_text("utf-8")
-    assert shipped == build_shipped_kserve(crd)
+    for kind, shipped_name, crd_name in (
+        ("InferenceService", "inferenceservice-v1beta1.json", "inferenceservices"),
+        ("ServingRuntime", "servingruntime-v1alpha1.json", "servingruntimes"),
+    ):
+        crd = SCHEMAS / "kserve" / f"serving.kserve.io_{crd_name}.yaml"
+        shipped = (SHIPPED / "kserve" / shipped_name).read_text("utf-8")
+        assert shipped == build_shipped_kserve(crd, kind), kind
     upstream_grafana = sorted((SCHEMAS / "grafana").glob("*.json"))
     assert [p.name for p in upstream_grafana] == sorted(
         p.name for p in (SHIPPED / "grafana").glob("*.json")

@@ -91,7 +91,7 @@ def test_every_version_in_a_generated_file_comes_from_the_table(
         # The project's own images are tagged with the MLflow version they carry.
         own = {
             f"{names[key]}:{table['packages']['mlflow']}"
-            for key in ("model_image", "mlflow_server_image")
+            for key in ("model_image", "mlflow_server_image", "serving_image")
         }
         for rel, text in _text_files(root):
             for m in IMAGE_REF.finditer(text):

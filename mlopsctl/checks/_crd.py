@@ -197,16 +197,24 @@ def load_crd_file(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
-def build_shipped_kserve(crd_file: Path) -> str:
-    """The text of ``schemas/validate/kserve/inferenceservice-v1beta1.json`` from the upstream
-    CRD (``config/crd/full/serving.kserve.io_inferenceservices.yaml``): trimmed and converted to
-    JSON Schema here, so that loading it costs no conversion."""
+# The KServe kinds whose schema ships, and the served version generated manifests use.
+SHIPPED_KSERVE = {
+    "InferenceService": "serving.kserve.io/v1beta1",
+    "ServingRuntime": "serving.kserve.io/v1alpha1",
+}
+
+
+def build_shipped_kserve(crd_file: Path, kind: str = "InferenceService") -> str:
+    """The text of a shipped KServe schema (``schemas/validate/kserve/inferenceservice-v1beta1
+    .json``, ``servingruntime-v1alpha1.json``) from the upstream CRD (``config/crd/full/
+    serving.kserve.io_<kinds>.yaml``): trimmed and converted to JSON Schema here, so that
+    loading it costs no conversion."""
     versions = load_crd_file(crd_file)
-    schema = root_schema(trim(versions[("serving.kserve.io/v1beta1", "InferenceService")]))
+    schema = root_schema(trim(versions[(SHIPPED_KSERVE[kind], kind)]))
     return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml > shipped.json
+if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml [KIND] > shipped.json
     import sys
 
-    sys.stdout.write(build_shipped_kserve(Path(sys.argv[1])))
+    sys.stdout.write(build_shipped_kserve(Path(sys.argv[1]), *sys.argv[2:3]))

@@ -141,7 +141,7 @@ def load_user_crds(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 @predicate()
 def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
-    covered = {"InferenceService", "PrometheusRule"}
+    covered = {"InferenceService", "PrometheusRule", "ServingRuntime"}
     unknown: set[str] = set()
     for obj in ctx.repo.kube_objects:
         if _builtin_group(obj.group):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def rehearse_md() -> str:
-    from mlopsctl.rehearse import load, objectstore, pipeline, postgres, runner
+    from mlopsctl.rehearse import load, objectstore, pipeline, postgres, runner, serving
 
     return "\n".join(
         [
@@ -26,6 +26,8 @@ def rehearse_md() -> str:
             "",
             f"- `{objectstore.SERVER_REQUIREMENT}`: moto's standalone S3 server, the artifact",
             "  store (its own tool, not one of the project's pins);",
+            f"- `{serving.STORAGE_INITIALIZER_REQUIREMENT}`: KServe's storage initializer, which",
+            "  downloads the published model into the serving runtime's `/mnt/models` volume;",
             "- each rehearsed image's packages, exactly as its Dockerfile installs them (the",
             "  project's own pins, from `mlopsctl/data/versions.yaml` when generated); the",
             "  project image's holds kfp where the project has a Kubeflow pipeline, which runs",

@@ -43,7 +43,7 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, load, pipeline, tracking
+    from mlopsctl.rehearse import entrypoints, load, pipeline, serving, tracking
 
     return [
         ComponentSpec(
@@ -51,12 +51,15 @@ def _components() -> list[ComponentSpec]:
         ),
         ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
         ComponentSpec(
+            "serving", serving.rehearse_serving, needs=("entrypoints",), applies=serving.applies
+        ),
+        ComponentSpec("load", load.rehearse_load, needs=("serving",), applies=load.applies),
+        ComponentSpec(
             "pipeline",
             pipeline.rehearse_pipeline,
             needs=("tracking-server", "entrypoints"),
             applies=pipeline.applies,
         ),
-        ComponentSpec("load", load.rehearse_load, needs=("serving",), applies=load.applies),
     ]
 
 
