@@ -507,7 +507,7 @@ def test_every_ci_deploy_publishes_the_champion_and_patches_the_storage_uri(
     }[ci]
     text = (root / workflow).read_text()
     assert "make publish" in text
-    patch = f"patch inferenceservice {NAME} --type merge --patch-file storage-patch.json"
+    patch = "patch -f k8s/inferenceservice.yaml --type merge --patch-file storage-patch.json"
     assert patch in text
     assert text.index("apply -f k8s/") < text.rindex(patch)
     makefile = (root / "Makefile").read_text()
