@@ -204,8 +204,8 @@ _ALERTS = (
 def serving_watched(design: StackDesign) -> bool:
     """Whether Prometheus can see the online endpoint at all.
 
-    Only the Kubernetes serving paths export the request and replica metrics the serving alerts
-    and panels read (queue-proxy or MLServer, and kube-state-metrics). Without Kubernetes the
+    Only the Kubernetes serving paths run a runtime that exports the request metrics the serving
+    alerts and panels read, in pods a scrape job discovers (their ``up``). Without Kubernetes the
     endpoint is ``mlflow models serve`` (``make serve``), whose scoring server exports no
     Prometheus metrics and which no scrape job watches: a serving alert there would read series
     that never exist, and ``ModelServingDown`` (``... or vector(0) < 1``) would fire for ever.

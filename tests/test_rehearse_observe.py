@@ -92,9 +92,11 @@ def test_serving_queries_read_what_the_runtime_exports_not_knative(
     rules = observe.rules_of(root / observe.ALERTS)
     assert ("ModelLatencyP95High" in rules) == bool(runtime["latency"])
     assert ("ModelErrorRateHigh" in rules) == bool(runtime["requests"] and runtime["errors"])
-    assert 'up{serving_kserve_io_inferenceservice="' in rules["ModelServingDown"]["expr"] or (
-        not kserve and f'up{{app="{design["requirements"]["project_name"]}"}}'
-    ) in rules["ModelServingDown"]["expr"]
+    assert (
+        'up{serving_kserve_io_inferenceservice="' in rules["ModelServingDown"]["expr"]
+        or (not kserve and f'up{{app="{design["requirements"]["project_name"]}"}}')
+        in rules["ModelServingDown"]["expr"]
+    )
     if shutil.which("promtool") is None:
         pytest.fail("promtool is required (Debian package prometheus)")
     proc = subprocess.run(

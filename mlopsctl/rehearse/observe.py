@@ -46,7 +46,9 @@ INFERENCESERVICE = "k8s/inferenceservice.yaml"
 INTERVAL_SECONDS = 1
 STARTUP_SECONDS = 60
 SETTLE_SECONDS = 90
-RESTORE_EVALUATION = 5
+# Prometheus applies discovered targets every 5 s: its first scrape of the Pushgateway may come
+# that late, and the restore (after the second evaluation) needs the pushed PSI.
+RESTORE_EVALUATION = 15
 # Set by the kubelet in every pod: how a job knows it runs in a cluster.
 KUBELET_ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 # Requests sent to the serving runtime before the dashboard's queries are evaluated.
@@ -618,7 +620,7 @@ def _check_firing(
         )
 
     stage.shared["prometheus"] = restarted
-    arrived = _wait(received)
+    arrived = _wait(received, timeout=SETTLE_SECONDS + 3 * RESTORE_EVALUATION)
     answer = http_call(alertmanager, "/api/v2/alerts")
     stage.check(
         f"{FIRING_ALERT} fires and reaches Alertmanager",
