@@ -138,6 +138,30 @@ def test_alertmanager_configuration_loads_in_alertmanager_0_25(tmp_path: Path) -
     assert "- url_file:" not in text and "credentials_file:" in text
 
 
+@pytest.mark.parametrize("profile", ["kserve-mlserver", "deployment-mlserver"])
+def test_amtool_routes_each_alert_to_the_receiver_of_its_decided_channel(
+    tmp_path: Path, profile: str
+) -> None:
+    root = _generated(tmp_path, PROFILES[profile])
+    decided = {
+        a["name"]: a["notify"] for a in json.loads((root / observe.DESIGN).read_text())["alerts"]
+    }
+    rules = observe.rules_of(root / observe.ALERTS)
+    assert "ModelErrorRateCritical" in rules and decided["error-rate-critical"] == "page"
+    amtool = observe.tools()["amtool"]
+    for rule_name, alert, _group, _runbook in monitoring._ALERTS:
+        labels = observe.route_labels(rules[alert], alert)
+        proc = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={root / observe.ALERTMANAGER}"]
+            + [f"{k}={v}" for k, v in labels.items()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == monitoring.RECEIVERS[decided[rule_name]], (alert, labels)
+
+
 def _gateway(root: Path, env: dict[str, str]) -> str:
     code = "import metrics_push; print(metrics_push.gateway())"
     proc = subprocess.run(
