@@ -27,6 +27,7 @@ import yaml
 from mlopsctl import monitoring, render
 from mlopsctl.api import generate
 from mlopsctl.rehearse import Handoff, Rehearsal, _proc, images, observe
+from mlopsctl.rehearse.errors import ProjectError
 from mlopsctl.rehearse.runner import run_components, session
 from mlopsctl.rehearse.stage import Stage
 
@@ -349,6 +350,7 @@ HANDOFFS = [
     "a training run pushes its outcome to the Pushgateway",
     "ModelRetrainingFailed stays inactive after a successful training run",
     "every query of monitoring/grafana-dashboard.json returns series",
+    "serving alerts stay inactive while the runtime serves",
     "drift on shifted data pushes its PSI to the Pushgateway config/monitoring.json names",
     "Prometheus scrapes the PSI pushed for shifted data",
     "drift alerts go pending when the pushed PSI exceeds the design's threshold",
@@ -422,3 +424,13 @@ def test_the_serving_queries_answer_from_mlserver_series(
     assert observe._wait(answered), values
     assert (values["Throughput (requests/s) / requests/s"] or 0) > 0
     assert values["Error rate / 5xx / all"] == 0.0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("15m", 900), ("1h30m", 5400), ("500ms", 0.5)])
+def test_for_durations_are_read_as_prometheus_reads_them(text: str, seconds: float) -> None:
+    assert observe._duration_seconds(text) == seconds
+
+
+def test_a_for_that_is_no_duration_is_a_project_error() -> None:
+    with pytest.raises(ProjectError, match="no Prometheus duration"):
+        observe._duration_seconds("15 minutes")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -633,11 +634,12 @@ def _check_firing(
 
 
 def _duration_seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "").isdigit():
-            return float(text[: -len(suffix)]) * units[suffix]
-    raise ProjectError(f"{ALERTS}: `for: {text}` is no duration")
+    """A Prometheus duration (``15m``, ``1h30m``) in seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ProjectError(f"{ALERTS}: `for: {text}` is no Prometheus duration")
+    return sum(int(n) * units[u] for n, u in parts)
 
 
 def _route_pushgateway(stage: Stage, local: int) -> None:
@@ -677,12 +679,35 @@ def rehearse_monitoring(stage: Stage) -> None:
     _check_retraining_push(stage, prometheus, pushgateway)
     sent = _traffic(stage, serving) if serving is not None else ""
     _check_dashboard(stage, prometheus, serving, sent)
+    if serving is not None:
+        _check_serving_alerts(stage, prometheus, rules, sent)
     shifted = _drift_push(stage, prometheus, pushgateway, shifted=True)
     if shifted is None:
         return
     _check_drift_alerts(stage, prometheus, shifted, thresholds)
     if alertmanager is not None:
         _check_firing(stage, binaries, prometheus, pushgateway, alertmanager, rules)
+
+
+def _check_serving_alerts(
+    stage: Stage, prometheus: Prometheus, rules: dict[str, dict[str, Any]], sent: str
+) -> None:
+    """While the runtime answers its scrape and serves every request, no serving alert is
+    active (ModelServingDown reads the runtime's `up`, which a missing scrape leaves absent)."""
+    names = tuple(n for n, r in rules.items() if _group_of(n) == "serving")
+    moment = time.time()
+    _wait(lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
+    states = _states(prometheus, names)
+    stage.check(
+        "serving alerts stay inactive while the runtime serves",
+        bool(names) and all(s == "inactive" for s in states.values()),
+        f"{', '.join(names)} after {sent}",
+        json.dumps(states),
+    )
+
+
+def _group_of(alert: str) -> str:
+    return next((g for _r, a, g, _b in monitoring._ALERTS if a == alert), "")
 
 
 def _check_retraining_push(stage: Stage, prometheus: Prometheus, pushgateway: int) -> None:
