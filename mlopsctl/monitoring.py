@@ -24,29 +24,27 @@ PUSHED_METRICS: dict[str, str] = {
     "retraining_success_time": "model_retraining_last_success_timestamp_seconds",
 }
 
-# Request metrics of the serving path. KServe predictors in serverless mode sit behind Knative's
-# queue-proxy. Since Knative Serving moved from OpenCensus to OpenTelemetry (1.18+), the
-# queue-proxy no longer exports revision_request_count / revision_request_latencies; its workload
-# metrics are the histogram kn.serving.invocation.duration (seconds, attribute
-# http.response.status_code) and the gauge kn.serving.queue.depth, attributed with
-# kn.service.name, kn.revision.name, k8s.namespace.name
-# (https://knative.dev/docs/serving/observability/metrics/serving-metrics/). Knative 1.21 renamed
-# them from kn.queueproxy.app.duration / kn.queueproxy.depth (knative/serving#16290, "v1.21
-# release" notes). Concurrency through the activator is kn.revision.request.concurrency. The
-# Prometheus exporter writes dots as underscores and appends the unit (so the series are
-# *_seconds_bucket and *_seconds_count, labelled kn_service_name and http_response_status_code);
-# request counts are the histogram's _count. The Deployment path serves with MLServer
-# (https://docs.seldon.ai/mlserver/user-guide/metrics, latency in seconds).
-KNATIVE_LATENCY = "kn_serving_invocation_duration_seconds"
-KNATIVE_REQUESTS = "kn_serving_invocation_duration_seconds_count"
-MLSERVER_LATENCY = "rest_server_requests_duration_seconds"
-MLSERVER_REQUESTS = "rest_server_requests_total"
-REPLICAS_AVAILABLE = "kube_deployment_status_replicas_available"
-# Knative names the Deployment of a revision <service>-<revision number>-deployment.
-KNATIVE_FIRST_DEPLOYMENT = "-00001-deployment"
-
-SERVING_METRICS = (KNATIVE_LATENCY, KNATIVE_REQUESTS, MLSERVER_LATENCY, MLSERVER_REQUESTS)
-METRICS = (*PUSHED_METRICS.values(), *SERVING_METRICS, REPLICAS_AVAILABLE)
+# Request metrics of the serving path: those the serving runtime itself exports
+# (``runtime_metrics`` in data/serving.yaml), which exist wherever the runtime runs: KServe in
+# Serverless or RawDeployment mode, the plain Deployment, the rehearsal. Knative's queue-proxy
+# metrics exist only in Serverless mode, where the queue-proxy sidecar runs.
+# Replicas: Prometheus' own ``up`` series of each scraped runtime pod, on the pod's labels as
+# Kubernetes pod discovery maps them (``labelmap`` of ``__meta_kubernetes_pod_label_(.+)``, the
+# ``prometheus.io/scrape`` convention the manifests' annotations follow). It needs no
+# kube-state-metrics, and a runtime no scrape job watches has no ``up`` series either.
+REPLICAS_AVAILABLE = "up"
+# The in-cluster Pushgateway the jobs push to when they run in a pod (the Service of the
+# prometheus-community/prometheus-pushgateway chart installed as `prometheus-pushgateway` in
+# the `monitoring` namespace; PROMETHEUS_PUSHGATEWAY overrides it).
+PUSHGATEWAY_SERVICE = "prometheus-pushgateway"
+PUSHGATEWAY_NAMESPACE = "monitoring"
+PUSHGATEWAY_PORT = 9091
+PUSHGATEWAY_URL = (
+    f"http://{PUSHGATEWAY_SERVICE}.{PUSHGATEWAY_NAMESPACE}.svc.cluster.local:{PUSHGATEWAY_PORT}"
+)
+# The server of the Deployment path (no KServe), in runtime_metrics.
+DEPLOYMENT_RUNTIME = "mlserver"
+LATENCY_SCALE_TO_MS = {"seconds": 1000.0, "microseconds": 0.001}
 
 # Alertmanager: one receiver per notification channel of the alert rules.
 RECEIVERS: dict[str, str] = {
@@ -57,6 +55,8 @@ RECEIVERS: dict[str, str] = {
 }
 REPEAT_INTERVAL: dict[str, str] = {"page": "30m", "alert": "1h"}
 DEFAULT_RECEIVER = RECEIVERS["ticket"]
+# The ticket receiver's webhook: a Service bridging to the team's ticket system.
+TICKET_WEBHOOK = "http://team-ticket-webhook.monitoring.svc.cluster.local:8080/alerts"
 RATE_WINDOW = "5m"
 
 
@@ -71,75 +71,121 @@ def serving_table() -> dict[str, Any]:
     return data
 
 
+def runtime_name(framework: str, kserve: bool) -> str:
+    """The serving runtime whose metrics watch the model: the framework's KServe runtime, or
+    the Deployment path's MLServer."""
+    return (
+        str(serving_table()["frameworks"][framework]["runtime"]) if kserve else DEPLOYMENT_RUNTIME
+    )
+
+
+def runtime_metrics(framework: str, kserve: bool) -> dict[str, Any]:
+    """What that runtime exports (``runtime_metrics`` in data/serving.yaml)."""
+    runtime = runtime_name(framework, kserve)
+    table: dict[str, dict[str, Any]] = serving_table()["runtime_metrics"]
+    if runtime not in table:
+        raise KeyError(f"data/serving.yaml: runtime_metrics has no entry for runtime {runtime}")
+    return table[runtime]
+
+
+def serving_metric_names() -> tuple[str, ...]:
+    """Every request metric a runtime of the table exports (the bases, as the table names them)."""
+    names: set[str] = set()
+    for facts in serving_table()["runtime_metrics"].values():
+        names.update(str(facts[k]) for k in ("latency", "requests") if facts.get(k))
+    return tuple(sorted(names))
+
+
+# Every runtime's request metrics, for `validate` (MLV302: queries read metrics that exist).
+SERVING_METRICS = serving_metric_names()
+
+
 def runtime_latency_metric(framework: str) -> str:
-    """The model-latency metric the framework's KServe runtime exports (MLServer's own metric
-    for the MLServer runtime)."""
-    metric = serving_table()["frameworks"][framework].get("runtime_latency_metric")
-    return str(metric) if metric else MLSERVER_LATENCY
+    """The latency histogram the framework's KServe runtime exports ("" when it exports none)."""
+    return str(runtime_metrics(framework, kserve=True).get("latency") or "")
 
 
-def _serving_metrics(project: str, kserve: bool) -> dict[str, Any]:
-    """Selectors, metric names and unit of the request metrics the manifests expose."""
-    names = resource_names(project)
+def pod_labels(project: str, kserve: bool) -> dict[str, str]:
+    """Labels of the serving pods as Prometheus' pod discovery maps them (dots and slashes of
+    the Kubernetes label names become underscores): the InferenceService's predictor pods, or
+    the Deployment's pods (its template's ``app`` label)."""
     if kserve:
-        selector = f'kn_service_name="{names["predictor_service"]}"'
-        return {
-            "selector": selector,
-            "latency": KNATIVE_LATENCY,
-            "requests": KNATIVE_REQUESTS,
-            "errors_selector": f'{selector}, http_response_status_code=~"5.."',
-            "scale": " * 1000",  # seconds -> milliseconds
-            "up": f'sum({REPLICAS_AVAILABLE}{{deployment=~"{names["predictor_service"]}-.*"}})',
-            "series": {
-                "latency": f'{KNATIVE_LATENCY}_bucket{{{selector}, le="',
-                "requests": f'{KNATIVE_REQUESTS}{{{selector}, http_response_status_code="',
-                "ok": '200"}',
-                "error": '500"}',
-                "up": f'{REPLICAS_AVAILABLE}{{deployment="'
-                f'{names["predictor_service"]}{KNATIVE_FIRST_DEPLOYMENT}"}}',
-                "latency_scale": 0.001,
-            },
-        }
-    selector = f'app="{project}"'
+        return {"serving_kserve_io_inferenceservice": project, "component": "predictor"}
+    return {"app": project}
+
+
+def _matchers(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def _serving_metrics(project: str, framework: str, kserve: bool) -> dict[str, Any]:
+    """Selectors, metric names and unit of the request metrics the serving runtime exports."""
+    facts = runtime_metrics(framework, kserve)
+    pods = _matchers(*(f'{k}="{v}"' for k, v in pod_labels(project, kserve).items()))
+    model = f'{facts["model_label"]}="{project}"' if facts.get("model_label") else ""
+    selector = _matchers(pods, model, str(facts.get("matchers") or ""))
+    example = facts.get("series") or {}
+    series_labels = _matchers(pods, model, str(example.get("request") or ""))
+    latency = facts.get("latency")
+    requests = facts.get("requests")
+    errors = facts.get("errors")
+    unit = str(facts.get("latency_unit") or "seconds")
+    scale = LATENCY_SCALE_TO_MS[unit]
+    series: dict[str, Any] = {
+        "up": f"{REPLICAS_AVAILABLE}{{{pods}}}",
+        "latency_scale": 1 / scale,  # milliseconds -> the histogram's unit
+    }
+    if latency:
+        series["latency"] = f'{latency}_bucket{{{series_labels}, le="'
+    if requests and errors:
+        series["requests"] = f"{requests}{{{_matchers(series_labels)}, "
+        series["ok"] = f"{example['ok']}}}"
+        series["error"] = f"{example['error']}}}"
     return {
+        "runtime": facts,
+        "pods": pods,
         "selector": selector,
-        "latency": MLSERVER_LATENCY,
-        "requests": MLSERVER_REQUESTS,
-        "errors_selector": f'{selector}, status_code=~"5.."',
-        "scale": " * 1000",  # seconds -> milliseconds
-        "up": f'sum({REPLICAS_AVAILABLE}{{deployment="{project}"}})',
-        "series": {
-            "latency": f'{MLSERVER_LATENCY}_bucket{{{selector}, le="',
-            "requests": f'{MLSERVER_REQUESTS}{{{selector}, status_code="',
-            "ok": '200"}',
-            "error": '500"}',
-            "up": f'{REPLICAS_AVAILABLE}{{deployment="{project}"}}',
-            "latency_scale": 0.001,
-        },
+        "latency": latency,
+        "requests": requests or (f"{latency}_count" if latency else None),
+        "errors_selector": _matchers(selector, str(errors)) if requests and errors else None,
+        "scale": f" * {scale:g}",
+        "up": f"sum({REPLICAS_AVAILABLE}{{{pods}}})",
+        "series": series,
     }
 
 
-def queries(project: str, kserve: bool) -> dict[str, str]:
-    """The PromQL queries that watch the model (latency in milliseconds)."""
-    m = _serving_metrics(project, kserve)
-    model = f'{{model="{project}"}}'
+def queries(project: str, kserve: bool, *, framework: str) -> dict[str, str]:
+    """The PromQL queries that watch the model (latency in milliseconds); a serving query only
+    where the runtime exports what it reads."""
+    m = _serving_metrics(project, framework, kserve)
     out: dict[str, str] = {}
-    bucket = f"{m['latency']}_bucket{{{m['selector']}}}"
-    for q in ("0.50", "0.95", "0.99"):
-        out[f"latency_p{q[2:]}_ms"] = (
-            f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE_WINDOW}])))" + m["scale"]
-        )
-    total = f"sum(rate({m['requests']}{{{m['selector']}}}[{RATE_WINDOW}]))"
-    errors = f"sum(rate({m['requests']}{{{m['errors_selector']}}}[{RATE_WINDOW}]))"
-    out["requests_per_second"] = total
-    out["errors_per_second"] = errors
-    out["error_rate"] = f"{errors} / {total}"
+    if m["latency"]:
+        bucket = f"{m['latency']}_bucket{{{m['selector']}}}"
+        for q in ("0.50", "0.95", "0.99"):
+            out[f"latency_p{q[2:]}_ms"] = (
+                f"histogram_quantile({q}, sum by (le) (rate({bucket}[{RATE_WINDOW}])))" + m["scale"]
+            )
+    if m["requests"]:
+        total = f"sum(rate({m['requests']}{{{m['selector']}}}[{RATE_WINDOW}]))"
+        out["requests_per_second"] = total
+        if m["errors_selector"]:
+            # No failed request yet is no series: 0 errors per second, not no answer.
+            errors = f"sum(rate({m['requests']}{{{m['errors_selector']}}}[{RATE_WINDOW}]))"
+            out["errors_per_second"] = f"({errors} or vector(0))"
+            out["error_rate"] = f"({errors} or vector(0)) / {total}"
     out["replicas_available"] = m["up"]
-    out["drift_psi"] = PUSHED_METRICS["drift_psi"] + model
-    out["drift_psi_max"] = f"max({PUSHED_METRICS['drift_psi']}{model})"
-    out["drift_ks_pvalue_min"] = f"min({PUSHED_METRICS['drift_ks_pvalue']}{model})"
-    out["retraining_failed_max"] = f"max({PUSHED_METRICS['retraining_failed']}{model})"
-    return out
+    return out | pushed_queries(project)
+
+
+def pushed_queries(project: str) -> dict[str, str]:
+    """The queries on what the jobs push (drift, retraining)."""
+    model = f'{{model="{project}"}}'
+    return {
+        "drift_psi": PUSHED_METRICS["drift_psi"] + model,
+        "drift_psi_max": f"max({PUSHED_METRICS['drift_psi']}{model})",
+        "drift_ks_pvalue_min": f"min({PUSHED_METRICS['drift_ks_pvalue']}{model})",
+        "retraining_failed_max": f"max({PUSHED_METRICS['retraining_failed']}{model})",
+    }
 
 
 # The Prometheus alert of each rule alert that a query can watch: (rule alert name, Prometheus
@@ -158,8 +204,8 @@ _ALERTS = (
 def serving_watched(design: StackDesign) -> bool:
     """Whether Prometheus can see the online endpoint at all.
 
-    Only the Kubernetes serving paths export the request and replica metrics the serving alerts
-    and panels read (queue-proxy or MLServer, and kube-state-metrics). Without Kubernetes the
+    Only the Kubernetes serving paths run a runtime that exports the request metrics the serving
+    alerts and panels read, in pods a scrape job discovers (their ``up``). Without Kubernetes the
     endpoint is ``mlflow models serve`` (``make serve``), whose scoring server exports no
     Prometheus metrics and which no scrape job watches: a serving alert there would read series
     that never exist, and ``ModelServingDown`` (``... or vector(0) < 1``) would fire for ever.
@@ -189,28 +235,31 @@ def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, 
             "summary": f"Retraining of {project} failed",
         },
     }
-    if serving_watched(design):
-        specs |= {
-            "serving-down": {
-                "expr": f"({q['replicas_available']} or vector(0)) < 1",
-                "for": "2m",
-                "summary": f"No available replica of {project}",
-            },
-            "latency-slo": {
-                "expr": f"{q['latency_p95_ms']} > {t.latency_p95_alert_ms}",
-                "for": f"{t.latency_alert_for_minutes}m",
-                "summary": f"p95 latency above {t.latency_p95_alert_ms} ms",
-            },
-            "error-rate-high": {
-                "expr": f"({q['error_rate']}) > {t.error_rate_alert}",
-                "for": "5m",
-                "summary": f"Error rate above {t.error_rate_alert}",
-            },
-            "error-rate-critical": {
-                "expr": f"({q['error_rate']}) > {t.error_rate_page}",
-                "for": "5m",
-                "summary": f"Error rate above {t.error_rate_page}",
-            },
+    if not serving_watched(design):
+        return specs
+    # The runtime's replicas that answer their scrape; each request alert only where the
+    # runtime exports what its query reads.
+    specs["serving-down"] = {
+        "expr": f"({q['replicas_available']} or vector(0)) < 1",
+        "for": "2m",
+        "summary": f"No available replica of {project}",
+    }
+    if "latency_p95_ms" in q:
+        specs["latency-slo"] = {
+            "expr": f"{q['latency_p95_ms']} > {t.latency_p95_alert_ms}",
+            "for": f"{t.latency_alert_for_minutes}m",
+            "summary": f"p95 latency above {t.latency_p95_alert_ms} ms",
+        }
+    if "error_rate" in q:
+        specs["error-rate-high"] = {
+            "expr": f"({q['error_rate']}) > {t.error_rate_alert}",
+            "for": "5m",
+            "summary": f"Error rate above {t.error_rate_alert}",
+        }
+        specs["error-rate-critical"] = {
+            "expr": f"({q['error_rate']}) > {t.error_rate_page}",
+            "for": "5m",
+            "summary": f"Error rate above {t.error_rate_page}",
         }
     return specs
 
@@ -253,15 +302,9 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
     """Everything the monitoring files say, as plain data for the templates."""
     project = design.requirements.project_name
     kserve = design.components.kserve
-    q = queries(project, kserve)
     framework = design.requirements.framework
-    runtime = serving_table()["frameworks"][framework]
-    if kserve and design.components.online and runtime["runtime_latency_unit"] == "seconds":
-        q["runtime_predict_p95_ms"] = (
-            f"histogram_quantile(0.95, sum by (le) (rate({runtime_latency_metric(framework)}"
-            f"_bucket[{RATE_WINDOW}]))) * 1000"
-        )
-    m = _serving_metrics(project, kserve)
+    q = queries(project, kserve, framework=framework)
+    m = _serving_metrics(project, framework, kserve)
     names = resource_names(project)
     return {
         "metrics": {
@@ -272,10 +315,14 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
         },
         "series": m["series"],
         "serving_watched": serving_watched(design),
+        "runtime": runtime_name(framework, kserve),
+        "pod_labels": pod_labels(project, kserve),
+        "pushgateway": PUSHGATEWAY_URL,
         "queries": q,
         "alerts": alerts(design, q),
         "groups": {"serving": names["alert_group_serving"], "model": names["alert_group_model"]},
         "routes": routes(),
         "receivers": dict(RECEIVERS),
         "default_receiver": DEFAULT_RECEIVER,
+        "ticket_webhook": TICKET_WEBHOOK,
     }

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from mlopsctl.design import StackDesign
+from mlopsctl.monitoring import runtime_metrics
 from mlopsctl.render import flags, generate, serving_table
 from tests.generated_cases import CASES, SCHEMAS, render_all
 
@@ -263,13 +264,14 @@ def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
         "ModelRetrainingFailed": "P3",
     }
     if flags(design)["online"] and flags(design)["kubernetes"]:
-        expected |= {
-            "ModelServingDown": "P0",
-            "ModelLatencyP95High": "P1",
-            "ModelErrorRateHigh": "P1",
+        # Each request alert where the serving runtime exports what it reads.
+        runtime = runtime_metrics(design.requirements.framework, flags(design)["kserve"])
+        expected["ModelServingDown"] = "P0"
+        if runtime["latency"]:
+            expected["ModelLatencyP95High"] = "P1"
+        if runtime["requests"] and runtime["errors"]:
             # ALR001: error-rate-critical is a P1 that pages (notify: page).
-            "ModelErrorRateCritical": "P1",
-        }
+            expected |= {"ModelErrorRateHigh": "P1", "ModelErrorRateCritical": "P1"}
     assert {n: r["labels"]["severity"] for n, r in by_name.items()} == expected
     notify = {
         "ModelServingDown": "page",
@@ -295,7 +297,12 @@ def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
     for receiver in routing["receivers"]:
         for configs in receiver.values():
             if isinstance(configs, list):
-                assert all(any(k.endswith("_file") for k in c) for c in configs), receiver
+                # Every credential from a mounted file (a `*_file` key, or the HTTP client's).
+                assert all(
+                    any(k.endswith("_file") for k in c)
+                    or "credentials_file" in c.get("http_config", {}).get("authorization", {})
+                    for c in configs
+                ), receiver
     assert "api_key:" not in text and "routing_key:" not in text
 
 
@@ -319,21 +326,16 @@ def test_thresholds_are_the_same_numbers_everywhere(projects: Any, case: str) ->
     if "ModelLatencyP95High" in rules:
         assert rules["ModelLatencyP95High"]["expr"].endswith(f"> {t.latency_p95_alert_ms}")
         assert rules["ModelLatencyP95High"]["for"] == f"{t.latency_alert_for_minutes}m"
+    if "ModelErrorRateHigh" in rules:  # where the runtime counts failed requests
         assert rules["ModelErrorRateHigh"]["expr"].endswith(f"> {t.error_rate_alert}")
         assert rules["ModelErrorRateCritical"]["expr"].endswith(f"> {t.error_rate_page}")
 
 
 # --- Grafana -------------------------------------------------------------------------------------
 
-# What current Knative Serving's queue-proxy exports (OpenTelemetry, 1.21+).
-KNATIVE = {
-    "kn_serving_invocation_duration_seconds_bucket",
-    "kn_serving_invocation_duration_seconds_count",
-}
-
 
 def _metric_names(expr: str) -> set[str]:
-    words = set(re.findall(r"\b([a-z_:][a-z0-9_:]*)\s*(?:\{|\[)", expr))
+    words = set(re.findall(r"(?<![\w:])([a-z_:][a-z0-9_:]*)\s*(?:\{|\[)", expr))
     return words - {"rate", "sum", "by", "max", "min", "histogram_quantile"}
 
 
@@ -348,16 +350,15 @@ def test_dashboard_passes_grafana_schema_and_queries_exported_metrics(
         "definitions": grafana_schema("timeseries")["definitions"]
     }
     query = grafana_schema("prometheus")
-    table = serving_table()
-    exported = (
-        KNATIVE
-        if flags(design)["kserve"]
-        else {"rest_server_requests_total", "rest_server_requests_duration_seconds_bucket"}
-    )
-    fw = table["frameworks"][design.requirements.framework]
-    runtime = fw["runtime_latency_metric"] or "rest_server_requests_duration_seconds"
+    # What the serving runtime exports (data/serving.yaml), Prometheus' `up`, the pushed metrics.
+    runtime = runtime_metrics(design.requirements.framework, flags(design)["kserve"])
+    exported = {"up"}
+    if runtime["latency"]:
+        exported |= {runtime["latency"] + "_bucket", runtime["latency"] + "_count"}
+    if runtime["requests"]:
+        exported.add(runtime["requests"])
     pushed = json.loads((root / "config" / "project.json").read_text())["pushed_metrics"]
-    exported = exported | {runtime + "_bucket"} | set(pushed.values())
+    exported = exported | set(pushed.values())
     titles = set()
     for panel in dashboard["panels"]:
         titles.add(panel["title"])
@@ -367,9 +368,13 @@ def test_dashboard_passes_grafana_schema_and_queries_exported_metrics(
             assert _metric_names(target["expr"]) <= exported, target["expr"]
     assert "Feature drift (PSI)" in titles
     if flags(design)["online"] and flags(design)["kubernetes"]:
-        assert {"Prediction latency (ms)", "Throughput (requests/s)", "Error rate"} <= titles
-        latency = next(p for p in dashboard["panels"] if p["title"] == "Prediction latency (ms)")
-        assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+        assert ("Prediction latency (ms)" in titles) == bool(runtime["latency"])
+        assert ("Error rate" in titles) == bool(runtime["requests"] and runtime["errors"])
+        if runtime["latency"]:
+            latency = next(
+                p for p in dashboard["panels"] if p["title"] == "Prediction latency (ms)"
+            )
+            assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
     else:
         # Without Kubernetes the endpoint (`mlflow models serve`) exports no request metrics.
         assert not {"Prediction latency (ms)", "Throughput (requests/s)", "Error rate"} & titles

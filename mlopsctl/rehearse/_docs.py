@@ -5,8 +5,9 @@ from __future__ import annotations
 
 
 def rehearse_md() -> str:
-    from mlopsctl.rehearse import load, objectstore, pipeline, postgres, runner, serving
+    from mlopsctl.rehearse import load, objectstore, observe, pipeline, postgres, runner, serving
 
+    packages = ", ".join(f"`{p}`" for p in sorted({p for p, _ in observe.TOOLS.values()}))
     return "\n".join(
         [
             "# What `mlopsctl rehearse` installs",
@@ -18,6 +19,8 @@ def rehearse_md() -> str:
             "",
             "- PostgreSQL, the tracking backend (Debian package `postgresql`; its `initdb` is",
             f"  found on PATH or as `{postgres.DEBIAN_BINARIES}`);",
+            "- Prometheus, Alertmanager and the Pushgateway, the monitoring component (Debian",
+            f"  packages {packages});",
             "- util-linux (`unshare`, `mount`, `setpriv`) and the Python of the project's",
             "  `python_env.yaml` with its `venv` module, readable by every user.",
             "",

@@ -43,7 +43,7 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, load, pipeline, serving, tracking
+    from mlopsctl.rehearse import entrypoints, load, observe, pipeline, serving, tracking
 
     return [
         ComponentSpec(
@@ -54,6 +54,12 @@ def _components() -> list[ComponentSpec]:
             "serving", serving.rehearse_serving, needs=("entrypoints",), applies=serving.applies
         ),
         ComponentSpec("load", load.rehearse_load, needs=("serving",), applies=load.applies),
+        ComponentSpec(
+            "monitoring",
+            observe.rehearse_monitoring,
+            needs=("entrypoints", "serving"),
+            applies=observe.applies,
+        ),
         ComponentSpec(
             "pipeline",
             pipeline.rehearse_pipeline,

@@ -108,17 +108,16 @@ CLOUD_METRICS: dict[str, dict[str, str]] = {
 def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
     """The queries of the monitoring contract, on the labels the generated manifests set."""
     name = req.project_name
-    contract = queries(name, kserve=req.kubernetes and stack.serving == "kserve")
+    kserve = req.kubernetes and stack.serving == "kserve"
+    contract = queries(name, kserve, framework=req.framework)
     drift = {"drift_psi_max": contract["drift_psi_max"]}
     if stack.monitoring == "cloud" and stack.serving in CLOUD_METRICS:
         return {k: v.format(name=name) for k, v in CLOUD_METRICS[stack.serving].items()} | drift
-    if stack.deployment_pattern in {"online", "hybrid"}:
-        return {
-            "latency_p95_ms": contract["latency_p95_ms"],
-            "error_rate": contract["error_rate"],
-            "requests_per_second": contract["requests_per_second"],
-            **drift,
-        }
+    if stack.deployment_pattern in {"online", "hybrid"} and req.kubernetes:
+        # Only what the serving runtime exports (data/serving.yaml: runtime_metrics); without
+        # Kubernetes the endpoint (`mlflow models serve`) exports none.
+        wanted = ("latency_p95_ms", "error_rate", "requests_per_second")
+        return {k: contract[k] for k in wanted if k in contract} | drift
     return drift
 
 
