@@ -499,13 +499,14 @@ class ServingRehearsal:
                 f"{refused.status} {refused.body[:300]}",
             )
         self.check_memory(release, label)
-        from mlopsctl.monitoring import MLSERVER_REQUESTS
+        from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
 
+        requests = serving_table()["runtime_metrics"][DEPLOYMENT_RUNTIME]["requests"]
         metrics = http_call(release.metrics_port, "/metrics")
         stage.check(
             f"{label}: metrics endpoint",
-            metrics.status == 200 and MLSERVER_REQUESTS in metrics.body,
-            f"GET /metrics on MLSERVER_METRICS_PORT: {MLSERVER_REQUESTS} exported",
+            metrics.status == 200 and requests in metrics.body,
+            f"GET /metrics on MLSERVER_METRICS_PORT: {requests} exported",
             f"{metrics.status} {metrics.body[:200]}",
         )
         return request
