@@ -197,16 +197,25 @@ def load_crd_file(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
-def build_shipped_kserve(crd_file: Path) -> str:
-    """The text of ``schemas/validate/kserve/inferenceservice-v1beta1.json`` from the upstream
-    CRD (``config/crd/full/serving.kserve.io_inferenceservices.yaml``): trimmed and converted to
-    JSON Schema here, so that loading it costs no conversion."""
+def build_shipped(crd_file: Path, api_version: str, kind: str) -> str:
+    """The text of a shipped schema under ``schemas/validate/`` from the upstream CRD file:
+    ``kind`` at ``api_version``, trimmed and converted to JSON Schema here, so that loading it
+    costs no conversion."""
     versions = load_crd_file(crd_file)
-    schema = root_schema(trim(versions[("serving.kserve.io/v1beta1", "InferenceService")]))
+    schema = root_schema(trim(versions[(api_version, kind)]))
     return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml > shipped.json
+def build_shipped_kserve(crd_file: Path) -> str:
+    """``schemas/validate/kserve/inferenceservice-v1beta1.json`` from the upstream CRD
+    (``config/crd/full/serving.kserve.io_inferenceservices.yaml``)."""
+    return build_shipped(crd_file, "serving.kserve.io/v1beta1", "InferenceService")
+
+
+if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml [API_VERSION KIND]
     import sys
 
-    sys.stdout.write(build_shipped_kserve(Path(sys.argv[1])))
+    if len(sys.argv) == 4:
+        sys.stdout.write(build_shipped(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    else:
+        sys.stdout.write(build_shipped_kserve(Path(sys.argv[1])))
