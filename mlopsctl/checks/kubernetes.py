@@ -96,9 +96,7 @@ _CUSTOM_K8S_IO_GROUPS = frozenset({"sparkoperator.k8s.io"})
 
 
 def _builtin_group(group: str) -> bool:
-    return "." not in group or (
-        group.endswith(".k8s.io") and group not in _CUSTOM_K8S_IO_GROUPS
-    )
+    return "." not in group or (group.endswith(".k8s.io") and group not in _CUSTOM_K8S_IO_GROUPS)
 
 
 @predicate()
@@ -147,7 +145,12 @@ def load_user_crds(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 @predicate()
 def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
-    covered = {"InferenceService", "PrometheusRule", "SparkApplication", "ScheduledSparkApplication"}
+    covered = {
+        "InferenceService",
+        "PrometheusRule",
+        "SparkApplication",
+        "ScheduledSparkApplication",
+    }
     unknown: set[str] = set()
     for obj in ctx.repo.kube_objects:
         if _builtin_group(obj.group):

@@ -106,7 +106,7 @@ def project_image(stage: Stage) -> ProjectImage:
 
     dockerfile = stage.file(DOCKERFILE)
     image = images.read_dockerfile(dockerfile)
-    if image.user is None:
+    if image.user is None or image.user[0] == 0:
         raise ProjectError(
             f"{dockerfile}: no USER: the image would run as root, which a restricted pod refuses"
         )

@@ -23,6 +23,9 @@ from mlopsctl.rehearse.pod import runs_as
 _BASE_PAYLOADS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^ghcr\.io/mlflow/mlflow:v?(?P<v>[\w.]+)$"), "mlflow=={v}"),
     (re.compile(r"^python:[\w.-]+$"), ""),
+    # apache/spark-docker: Spark under /opt/spark with its Python package, which is PySpark of
+    # the same release (the jars it adds are laid out by the batch rehearsal).
+    (re.compile(r"^apache/spark:(?P<v>\d+\.\d+\.\d+)(-[\w.-]+)?$"), "pyspark=={v}"),
 )
 
 
@@ -59,7 +62,7 @@ def _base_payload(base: str, dockerfile: Path) -> str:
             return payload.format(**match.groupdict())
     raise NotRehearsable(
         f"{dockerfile}: the rehearsal does not know what the base image {base} installs "
-        "(it knows python and ghcr.io/mlflow/mlflow)"
+        "(it knows python, ghcr.io/mlflow/mlflow and apache/spark)"
     )
 
 
@@ -82,6 +85,8 @@ def read_dockerfile(path: Path) -> Image:
             image.base = rest.split()[0]
         elif instruction == "WORKDIR":
             image.workdir = rest if rest.startswith("/") else f"{image.workdir.rstrip('/')}/{rest}"
+        elif instruction == "USER" and rest in ("root", "0", "0:0"):
+            image.user = (0, 0)  # for the build steps that follow; a later USER sets the pod's
         elif instruction == "USER":
             uid, _, gid = rest.partition(":")
             if not uid.isdigit() or (gid and not gid.isdigit()):
