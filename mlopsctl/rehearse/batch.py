@@ -21,6 +21,7 @@ S3A connector that a PyPI package ships (:data:`CONNECTOR_PACKAGE`), a release o
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import http.client
 import io
@@ -295,13 +296,26 @@ def spark_hadoop_version(venv: Path) -> str:
 
 
 def connector(cache: Path, python: Path) -> list[Path]:
-    """The S3A connector's jars from :data:`CONNECTOR_PACKAGE`, once per cache."""
+    """The S3A connector's jars from :data:`CONNECTOR_PACKAGE`, once per cache (concurrent
+    rehearsals share it: one downloads, the others wait)."""
     digest = hashlib.sha256("\n".join([CONNECTOR_PACKAGE, *CONNECTOR_JARS]).encode()).hexdigest()
     directory = cache / f"s3a-connector-{digest[:16]}"
     jars = [directory / name for name in CONNECTOR_JARS]
     if all(j.is_file() for j in jars):
         return jars
-    download = cache / f"s3a-connector-{digest[:16]}.download"
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / f"{directory.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(j.is_file() for j in jars):
+            _download_connector(directory, python)
+    missing = [j.name for j in jars if not j.is_file()]
+    if missing:
+        raise MissingToolError(f"{CONNECTOR_PACKAGE} no longer ships {', '.join(missing)}")
+    return jars
+
+
+def _download_connector(directory: Path, python: Path) -> None:
+    download = directory.with_name(directory.name + ".download")
     shutil.rmtree(download, ignore_errors=True)
     fetched = subprocess.run(
         [
@@ -326,21 +340,20 @@ def connector(cache: Path, python: Path) -> list[Path]:
             + fetched.stderr[-1500:],
             hint=f"the package index must serve {CONNECTOR_PACKAGE}",
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
     with tarfile.open(archives[0]) as archive:
         for member in archive.getmembers():
             name = member.name.rsplit("/", 1)[-1]
-            if name in CONNECTOR_JARS and member.isfile():
-                extracted = archive.extractfile(member)
-                assert extracted is not None
-                (directory / name).write_bytes(extracted.read())
-                (directory / name).chmod(0o644)
-    directory.chmod(0o755)
+            extracted = archive.extractfile(member) if member.isfile() else None
+            if name in CONNECTOR_JARS and extracted is not None:
+                (partial / name).write_bytes(extracted.read())
+                (partial / name).chmod(0o644)
+    partial.chmod(0o755)
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
     shutil.rmtree(download, ignore_errors=True)
-    missing = [j.name for j in jars if not j.is_file()]
-    if missing:
-        raise MissingToolError(f"{CONNECTOR_PACKAGE} no longer ships {', '.join(missing)}")
-    return jars
 
 
 def _java_home() -> str:
