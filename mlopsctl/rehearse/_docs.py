@@ -28,8 +28,9 @@ def rehearse_md() -> str:
             "  store (its own tool, not one of the project's pins);",
             "- each rehearsed image's packages, exactly as its Dockerfile installs them (the",
             "  project's own pins, from `mlopsctl/data/versions.yaml` when generated).",
-            f"- for a Spark project, the S3A connector ({', '.join(batch.CONNECTOR_JARS)}) from the",
-            f"  sdist of `{batch.CONNECTOR_PACKAGE}`, and Java 17 (`openjdk-17-jre-headless`).",
+            "- for a Spark project, the S3A connector"
+            f" ({', '.join(batch.CONNECTOR_JARS)}) from the sdist of",
+            f"  `{batch.CONNECTOR_PACKAGE}`, and Java 17 (`openjdk-17-jre-headless`).",
             "",
         ]
     )

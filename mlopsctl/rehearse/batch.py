@@ -148,6 +148,7 @@ def _pod(
         env=env,
         mounts=mounts or ["/tmp"],
         read_only_root=read_only_root,
+        accounts=image.image.accounts,
     )
 
 

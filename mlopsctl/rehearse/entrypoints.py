@@ -81,6 +81,7 @@ class ProjectImage:
             env=self.env,
             mounts=WRITABLE,
             read_only_root=True,
+            accounts=self.image.accounts,
         )
         return PodRun(name, command, job.run(command, timeout=TIMEOUT), job)
 
