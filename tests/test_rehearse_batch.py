@@ -230,6 +230,42 @@ def test_the_rehearsal_reads_the_spark_image(spark_project: Path) -> None:
     assert "scikit-learn==" + versions()["spark_packages"]["scikit-learn"] in requirements
 
 
+def test_the_spark_image_gives_the_pods_uid_the_passwd_entry_the_jvm_needs(
+    spark_project: Path, tmp_path: Path
+) -> None:
+    """Hadoop's login (UnixLoginModule) fails for a uid without a passwd entry: `invalid null
+    input: name` before the first S3A call; with a read-only root nothing can add one at start."""
+    image = images.read_dockerfile(spark_project / "deploy/model/Dockerfile")
+    uid, gid = image.user or (0, 0)
+    assert image.accounts == {
+        "group": [f"scorer:x:{gid}:"],
+        "passwd": [f"scorer:x:{uid}:{gid}::/tmp:/usr/sbin/nologin"],
+    }
+    app = batch.spark_application(spark_project / batch.SPARK_APPLICATION)
+    assert app.conf["spark.jars.ivy"].startswith("/tmp/")  # not "?/.ivy2" (user.home)
+    from mlopsctl.rehearse.pod import Pod
+
+    job = Pod.create(
+        "accounts",
+        uid=uid,
+        gid=gid,
+        workspace=tmp_path,
+        workdir=tmp_path,
+        image_workdir="/app",
+        env={},
+        mounts=[],
+        read_only_root=True,
+        accounts=image.accounts,
+    )
+    spec = json.loads(job._spec(["true"]).read_text())
+    passwd = Path(spec["etc"]["/etc/passwd"]).read_text().splitlines()
+    assert [line for line in passwd if line.split(":")[2] == str(uid)] == image.accounts["passwd"]
+
+
+def test_the_python_image_adds_no_account(cron_project: Path) -> None:
+    assert images.read_dockerfile(cron_project / "deploy/model/Dockerfile").accounts == {}
+
+
 def test_an_image_that_ends_as_root_is_refused(tmp_path: Path) -> None:
     from mlopsctl.rehearse.entrypoints import project_image
     from mlopsctl.rehearse.errors import ProjectError

@@ -4,8 +4,8 @@
 
 INPUT and OUTPUT are object-store prefixes (``s3://bucket/batch/input/``, as the batch CronJob
 passes them) or local paths. Every CSV object under INPUT is scored and written under OUTPUT with
-the same name and one ``prediction`` per input row. The store is the one the tracking server
-uses: ``MLFLOW_S3_ENDPOINT_URL`` (empty for AWS S3) and the ``AWS_*`` credentials.
+the same name and one ``prediction`` per input row. The store is the tracking server's, from
+``MLFLOW_S3_ENDPOINT_URL`` (empty for AWS S3) and the ``AWS_*`` credentials.
 """
 
 from __future__ import annotations
