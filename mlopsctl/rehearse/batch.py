@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from mlopsctl.names import resource_names
-from mlopsctl.rehearse import _proc, manifests, pod
+from mlopsctl.rehearse import _proc, manifests, objectstore, pod
 from mlopsctl.rehearse.entrypoints import DOCKERFILE, TIMEOUT, ProjectImage
 from mlopsctl.rehearse.errors import MissingToolError, ProjectError
 from mlopsctl.rehearse.objectstore import ObjectStore
@@ -84,11 +84,24 @@ def _split(url: str) -> tuple[str, str]:
     return parts.netloc, parts.path.lstrip("/")
 
 
+# moto checks no signature, but serves private objects (those the jobs write with their keys)
+# only to a request that carries credentials.
+_AUTHORIZATION = (
+    f"AWS4-HMAC-SHA256 Credential={objectstore.ACCESS_KEY}/20260101/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host, Signature=0"
+)
+
+
 def _object(store: ObjectStore, method: str, url: str, body: bytes | None = None) -> bytes:
     bucket, key = _split(url)
     connection = http.client.HTTPConnection(_proc.LOOPBACK, store.port, timeout=60)
     try:
-        connection.request(method, f"/{quote(bucket)}/{quote(key)}", body=body)
+        connection.request(
+            method,
+            f"/{quote(bucket)}/{quote(key)}",
+            body=body,
+            headers={"Authorization": _AUTHORIZATION},
+        )
         response = connection.getresponse()
         data = response.read()
     finally:
