@@ -218,6 +218,17 @@ def test_the_shipped_spark_operator_schemas_are_built_from_the_vendored_crds() -
     assert (shipped / "LICENSE").read_bytes() == (UPSTREAM / "LICENSE").read_bytes()
 
 
+def test_the_quick_start_deploys_the_spark_application() -> None:
+    """It said `spark-submit score.py`, a file no project has."""
+    from mlopsctl.api import assess
+
+    design = assess(
+        make_requirements(deployment_target="batch", scale_requirements={"data_volume_gb": 5000})
+    )
+    step = design.quickstart.deploy_command
+    assert step.startswith("kubectl apply -f k8s/spark-application.yaml")
+
+
 # --- the images the rehearsal lays out -----------------------------------------------------------
 
 

@@ -370,6 +370,16 @@ def _download_connector(directory: Path, python: Path) -> None:
     shutil.rmtree(download, ignore_errors=True)
 
 
+def _python(image: ProjectImage) -> str:
+    """The interpreter version of the image's environment (pyvenv.cfg)."""
+    config = image.venv / "pyvenv.cfg"
+    for line in config.read_text(encoding="utf-8").splitlines() if config.is_file() else []:
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return value.strip()
+    return "?"
+
+
 def _java_home() -> str:
     for home in JAVA_HOMES:
         if (Path(home) / "bin" / "java").is_file():
@@ -503,8 +513,9 @@ def rehearse_spark(stage: Stage, image: ProjectImage, store: ObjectStore) -> Non
         result.returncode == 0,
         f"{app.kind}'s mainApplicationFile and sparkConf, local[2], connector "
         f"{', '.join(CONNECTOR_JARS)} from {CONNECTOR_PACKAGE} (the image adds "
-        f"{', '.join(f'{k} {v}' for k, v in carried.items())}), as uid {job.uid}, read-only "
-        f"root, writable /tmp only, with the champion from the registry",
+        f"{', '.join(f'{k} {v}' for k, v in carried.items())}), Python {_python(image)} of "
+        f"this machine, as uid {job.uid}, read-only root, writable /tmp only, with the champion "
+        "from the registry",
         "" if result.returncode == 0 else f"exit {result.returncode}:\n{output}",
     ):
         return
