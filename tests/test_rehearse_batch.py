@@ -206,6 +206,34 @@ def test_validate_schema_checks_spark_applications(spark_project: Path, tmp_path
     assert [(f.check, "instance" in f.message) for f in found] == [("MLV109", True)]
 
 
+POD_CHECKS = ["MLV201", "MLV202", "MLV203", "MLV204", "MLV205", "MLV206", "MLV207", "MLV208"]
+
+
+def test_validate_holds_spark_driver_and_executor_pods_to_the_restricted_profile(
+    spark_project: Path, tmp_path: Path
+) -> None:
+    report = validate(spark_project, select=POD_CHECKS)
+    assert report.ok, [f.message for f in report.findings]
+    app = {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2",
+        "kind": "SparkApplication",
+        "metadata": {"name": "open"},
+        "spec": {
+            "type": "Python",
+            "mode": "cluster",
+            "image": "spark:latest",
+            "driver": {"cores": 1},
+            "executor": {"instances": 2},
+        },
+    }
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "app.yaml").write_text(yaml.safe_dump(app))
+    found = {(f.check, f.message.split(": ")[1]) for f in validate(tmp_path).findings}
+    for role in ("driver", "executor"):
+        for check in ("MLV201", "MLV202", "MLV203", "MLV205", "MLV206", "MLV207", "MLV208"):
+            assert (check, f"container '{role}'") in found, (check, role)
+
+
 def test_the_shipped_spark_operator_schemas_are_built_from_the_vendored_crds() -> None:
     shipped = SHIPPED / "spark-operator"
     for kind, plural in (
