@@ -214,7 +214,7 @@ def rehearse_cronjob(stage: Stage, image: ProjectImage, store: ObjectStore) -> N
     if not stage.check(
         f"`{shlex.join(argv)}` succeeds",
         result.returncode == 0,
-        f"{path.name} container {CONTAINER} as uid {job.uid} without a passwd entry, read-only "
+        f"{path.name} container {CONTAINER} as uid {job.uid}, read-only "
         f"root, writable {', '.join(job.mounts)} only, with the champion from the registry",
         "" if result.returncode == 0 else f"exit {result.returncode}:\n{output}",
     ):
