@@ -20,6 +20,7 @@ def resource_names(project: str) -> dict[str, str]:
         "mlflow": f"{project}-mlflow",
         "batch": f"{project}-batch",
         "batch_app": f"{project}-batch-score",
+        "spark_account": f"{project}-spark",
         "serving_account": f"{project}-serving",
         "tracking_compose": f"{project}-tracking",
         "retraining_pipeline": f"{project}-retraining",

@@ -179,6 +179,7 @@ def context(design: StackDesign) -> dict[str, Any]:
     from mlopsctl.names import resource_names
     from mlopsctl.requirements import answers_json_schema
     from mlopsctl.rules.model import catalog_digest
+    from mlopsctl.spark import spark_sizing
 
     design_dict = design.json_dict()
     state = {
@@ -197,6 +198,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "names": resource_names(design.requirements.project_name),
         "monitoring": monitoring_contract(design),
         "serving": _serving(design),
+        "spark": spark_sizing(design.requirements.scale_requirements.data_volume_gb),
         "versions": versions(),
         "state": state,
         "yv": yaml_value,

@@ -354,10 +354,12 @@ def test_a_base_image_the_rehearsal_does_not_know_is_not_rehearsable(tmp_path: P
     from mlopsctl.rehearse.errors import NotRehearsable
 
     dockerfile = tmp_path / "Dockerfile"
-    dockerfile.write_text("FROM apache/spark:3.5.7-python3\nUSER 185\nRUN pip install x==1\n")
+    dockerfile.write_text(
+        "FROM nvcr.io/nvidia/tritonserver:25.09-py3\nUSER 185\nRUN pip install x==1\n"
+    )
     image = images.read_dockerfile(dockerfile)
     assert image.user == (185, 185)
-    with pytest.raises(NotRehearsable, match="apache/spark"):
+    with pytest.raises(NotRehearsable, match="tritonserver"):
         image.requirements(tmp_path)
 
 

@@ -204,17 +204,27 @@ SHIPPED_KSERVE = {
 }
 
 
-def build_shipped_kserve(crd_file: Path, kind: str = "InferenceService") -> str:
-    """The text of a shipped KServe schema (``schemas/validate/kserve/inferenceservice-v1beta1
-    .json``, ``servingruntime-v1alpha1.json``) from the upstream CRD (``config/crd/full/
-    serving.kserve.io_<kinds>.yaml``): trimmed and converted to JSON Schema here, so that
-    loading it costs no conversion."""
+def build_shipped(crd_file: Path, api_version: str, kind: str) -> str:
+    """The text of a shipped schema under ``schemas/validate/`` from the upstream CRD file:
+    ``kind`` at ``api_version``, trimmed and converted to JSON Schema here, so that loading it
+    costs no conversion."""
     versions = load_crd_file(crd_file)
-    schema = root_schema(trim(versions[(SHIPPED_KSERVE[kind], kind)]))
-    return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "\n"
+    schema = root_schema(trim(versions[(api_version, kind)]))
+    return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "
+"
 
 
-if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml [KIND] > shipped.json
+def build_shipped_kserve(crd_file: Path, kind: str = "InferenceService") -> str:
+    """A shipped KServe schema (``schemas/validate/kserve/inferenceservice-v1beta1.json``,
+    ``servingruntime-v1alpha1.json``) from the upstream CRD (``config/crd/full/
+    serving.kserve.io_<kinds>.yaml``)."""
+    return build_shipped(crd_file, SHIPPED_KSERVE[kind], kind)
+
+
+if __name__ == "__main__":  # python -m mlopsctl.checks._crd CRD.yaml [KIND | API_VERSION KIND]
     import sys
 
-    sys.stdout.write(build_shipped_kserve(Path(sys.argv[1]), *sys.argv[2:3]))
+    if len(sys.argv) == 4:
+        sys.stdout.write(build_shipped(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    else:
+        sys.stdout.write(build_shipped_kserve(Path(sys.argv[1]), *sys.argv[2:3]))

@@ -19,6 +19,7 @@ PREDICATE_MODULES = (
     "mlopsctl.checks.syntax",
     "mlopsctl.checks.kubernetes",
     "mlopsctl.checks.kserve",
+    "mlopsctl.checks.spark",
     "mlopsctl.checks.grafana",
     "mlopsctl.checks.prometheus",
     "mlopsctl.checks.ci",

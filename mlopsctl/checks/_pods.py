@@ -47,6 +47,7 @@ class Container:
     name: str
     init: bool = False
     kserve_model: bool = False  # a KServe model spec: the serving runtime supplies the image
+    spark_role: bool = False  # a Spark operator driver/executor: cores and memory, shared image
 
     def line(self, *sub: str | int) -> int | None:
         return self.obj.line(*self.path, *sub)
@@ -89,8 +90,28 @@ def pods(obj: KubeObject) -> Iterator[tuple[dict[str, Any], KeyPath, bool]]:
                     yield c, ("spec", comp), True
 
 
+SPARK_KINDS = {"SparkApplication": ("spec",), "ScheduledSparkApplication": ("spec", "template")}
+SPARK_ROLES = ("driver", "executor")
+
+
+def spark_roles(obj: KubeObject) -> Iterator[tuple[dict[str, Any], KeyPath]]:
+    """The driver and executor pod specs of a Spark operator application (``sparkoperator.k8s.io``):
+    each is one container's settings plus ``podSecurityContext`` for its pod."""
+    if obj.kind not in SPARK_KINDS or obj.group != "sparkoperator.k8s.io":
+        return
+    spec = _get(obj.data, SPARK_KINDS[obj.kind])
+    for role in SPARK_ROLES:
+        data = spec.get(role) if isinstance(spec, dict) else None
+        if isinstance(data, dict):
+            yield data, (*SPARK_KINDS[obj.kind], role)
+
+
 def containers(ctx: Context) -> Iterator[Container]:
     for obj in ctx.repo.kube_objects:
+        for role, path in spark_roles(obj):
+            pod_security = role.get("podSecurityContext")
+            pod = {"securityContext": pod_security if isinstance(pod_security, dict) else {}}
+            yield Container(obj, pod, path, role, path, str(path[-1]), spark_role=True)
         for pod, pod_path, kserve in pods(obj):
             for key, init in (("containers", False), ("initContainers", True)):
                 for i, c in enumerate(pod.get(key) or []):

@@ -91,8 +91,12 @@ def kube_validator(api_version: str, kind: str) -> Any | None:
     return SchemaValidator(schema, registry)
 
 
+# Groups under k8s.io that are custom resources, not Kubernetes' own APIs.
+_CUSTOM_K8S_IO_GROUPS = frozenset({"sparkoperator.k8s.io"})
+
+
 def _builtin_group(group: str) -> bool:
-    return "." not in group or group.endswith(".k8s.io")
+    return "." not in group or (group.endswith(".k8s.io") and group not in _CUSTOM_K8S_IO_GROUPS)
 
 
 @predicate()
@@ -141,7 +145,13 @@ def load_user_crds(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 @predicate()
 def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
-    covered = {"InferenceService", "PrometheusRule", "ServingRuntime"}
+    covered = {
+        "InferenceService",
+        "PrometheusRule",
+        "ServingRuntime",
+        "SparkApplication",
+        "ScheduledSparkApplication",
+    }
     unknown: set[str] = set()
     for obj in ctx.repo.kube_objects:
         if _builtin_group(obj.group):

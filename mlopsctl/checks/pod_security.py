@@ -80,6 +80,11 @@ def seccomp_profile(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
 def resources_set(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     needed = spec.parameters.get("resources", ["cpu", "memory"])
     for c in containers(ctx):
+        if c.spark_role:  # the operator sets requests and limits from cores and memory
+            unset = [k for k in ("cores", "memory") if c.data.get(k) in (None, "")]
+            if unset:
+                yield _hit(c, (), f"no {' or '.join(unset)} (the pod's requests and limits)")
+            continue
         res = c.data.get("resources")
         if not isinstance(res, dict) and c.kserve_model:
             res = c.pod.get("resources")  # component-level resources apply to the model
@@ -117,6 +122,8 @@ def image_pinned(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         image = c.data.get("image")
         if image is None and c.kserve_model:
             continue  # the ServingRuntime supplies a pinned image
+        if image is None and c.spark_role:
+            image = _get(c.obj.data, (*c.path[:-1], "image"))  # the application's image
         if not isinstance(image, str) or not image.strip():
             yield _hit(c, (), "no image")
             continue

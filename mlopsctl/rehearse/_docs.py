@@ -5,7 +5,16 @@ from __future__ import annotations
 
 
 def rehearse_md() -> str:
-    from mlopsctl.rehearse import load, objectstore, observe, pipeline, postgres, runner, serving
+    from mlopsctl.rehearse import (
+        batch,
+        load,
+        objectstore,
+        observe,
+        pipeline,
+        postgres,
+        runner,
+        serving,
+    )
 
     packages = ", ".join(f"`{p}`" for p in sorted({p for p, _ in observe.TOOLS.values()}))
     return "\n".join(
@@ -39,7 +48,10 @@ def rehearse_md() -> str:
             "  against the serving runtime held to the pod's CPU limit (a cgroup CPU quota, else",
             "  CPU affinity). `--measure` writes what one replica sustained within the SLA into",
             f"  `mlopsctl.yaml` (`measured`) and the report into `{load.LOAD_REPORT}`;",
-            "  `mlopsctl update` then sizes replicas and concurrency from it.",
+            "  `mlopsctl update` then sizes replicas and concurrency from it;",
+            "- for a Spark project, the S3A connector"
+            f" ({', '.join(batch.CONNECTOR_JARS)}) from the sdist of",
+            f"  `{batch.CONNECTOR_PACKAGE}`, and Java 17 (`openjdk-17-jre-headless`).",
             "",
         ]
     )

@@ -81,6 +81,7 @@ class ProjectImage:
             env=self.env,
             mounts=WRITABLE,
             read_only_root=True,
+            accounts=self.image.accounts,
         )
         return PodRun(name, command, job.run(command, timeout=TIMEOUT), job)
 
@@ -106,7 +107,7 @@ def project_image(stage: Stage) -> ProjectImage:
 
     dockerfile = stage.file(DOCKERFILE)
     image = images.read_dockerfile(dockerfile)
-    if image.user is None:
+    if image.user is None or image.user[0] == 0:
         raise ProjectError(
             f"{dockerfile}: no USER: the image would run as root, which a restricted pod refuses"
         )
@@ -156,6 +157,11 @@ def _config(stage: Stage) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def _account(image: ProjectImage) -> str:
+    own = [a for a in image.image.accounts.get("passwd", []) if a.split(":")[2] == str(image.uid)]
+    return f"with the image's passwd entry {own[0]}" if own else "without a passwd entry"
+
+
 def rehearse_entrypoints(stage: Stage) -> None:
     image = project_image(stage)
     stage.shared["project_image"] = image
@@ -166,7 +172,7 @@ def rehearse_entrypoints(stage: Stage) -> None:
         str(config.get("challenger_alias", "challenger")),
     )
     how = (
-        f"as uid {image.uid}:{image.gid} without a passwd entry, read-only root, writable "
+        f"as uid {image.uid}:{image.gid} {_account(image)}, read-only root, writable "
         f"{', '.join(WRITABLE)} only, in {image.image.workdir}, "
         f"MLFLOW_TRACKING_URI={image.env['MLFLOW_TRACKING_URI']}"
     )

@@ -23,6 +23,9 @@ from mlopsctl.rehearse.pod import runs_as
 _BASE_PAYLOADS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^ghcr\.io/mlflow/mlflow:v?(?P<v>[\w.]+)$"), "mlflow=={v}"),
     (re.compile(r"^python:[\w.-]+$"), ""),
+    # apache/spark-docker: Spark under /opt/spark with its Python package, which is PySpark of
+    # the same release (the jars it adds are laid out by the batch rehearsal).
+    (re.compile(r"^apache/spark:(?P<v>\d+\.\d+\.\d+)(-[\w.-]+)?$"), "pyspark=={v}"),
 )
 
 
@@ -36,6 +39,8 @@ class Image:
     copies: list[tuple[str, str]] = field(default_factory=list)  # (source, destination)
     pip: list[str] = field(default_factory=list)  # pip install arguments, in order
     cmd: list[str] = field(default_factory=list)
+    # What the image's `groupadd`/`useradd` add to /etc/group and /etc/passwd.
+    accounts: dict[str, list[str]] = field(default_factory=dict)
 
     def requirements(self, context: Path) -> list[str]:
         """Every requirement the image installs, ``-r FILE`` expanded from the build context."""
@@ -59,7 +64,7 @@ def _base_payload(base: str, dockerfile: Path) -> str:
             return payload.format(**match.groupdict())
     raise NotRehearsable(
         f"{dockerfile}: the rehearsal does not know what the base image {base} installs "
-        "(it knows python and ghcr.io/mlflow/mlflow)"
+        "(it knows python, ghcr.io/mlflow/mlflow and apache/spark)"
     )
 
 
@@ -82,6 +87,8 @@ def read_dockerfile(path: Path) -> Image:
             image.base = rest.split()[0]
         elif instruction == "WORKDIR":
             image.workdir = rest if rest.startswith("/") else f"{image.workdir.rstrip('/')}/{rest}"
+        elif instruction == "USER" and rest in ("root", "0", "0:0"):
+            image.user = (0, 0)  # for the build steps that follow; a later USER sets the pod's
         elif instruction == "USER":
             uid, _, gid = rest.partition(":")
             if not uid.isdigit() or (gid and not gid.isdigit()):
@@ -102,11 +109,53 @@ def read_dockerfile(path: Path) -> Image:
             words = shlex.split(rest)
             if "pip" in words and "install" in words:
                 image.pip.extend(words[words.index("install") + 1 :])
+            _accounts(image, words)
         elif instruction == "CMD":
             image.cmd = _exec_form(rest)
     if not image.base:
         raise ProjectError(f"{path}: no FROM line")
     return image
+
+
+_ACCOUNT_OPTIONS = {
+    "-u": "uid",
+    "--uid": "uid",
+    "-g": "gid",
+    "--gid": "gid",
+    "-d": "home",
+    "--home-dir": "home",
+    "-s": "shell",
+    "--shell": "shell",
+}
+
+
+def _accounts(image: Image, words: list[str]) -> None:
+    """The passwd and group entries a ``RUN groupadd ... && useradd ...`` line adds."""
+    commands: list[list[str]] = [[]]
+    for word in words:
+        if word in ("&&", ";", "||"):
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    for command in commands:
+        if not command or command[0] not in ("useradd", "groupadd"):
+            continue
+        options: dict[str, str] = {}
+        args = iter(command[1:])
+        name = ""
+        for word in args:
+            if word in _ACCOUNT_OPTIONS:
+                options[_ACCOUNT_OPTIONS[word]] = next(args, "")
+            elif not word.startswith("-"):
+                name = word
+        if command[0] == "groupadd" and name and options.get("gid", "").isdigit():
+            image.accounts.setdefault("group", []).append(f"{name}:x:{options['gid']}:")
+        elif command[0] == "useradd" and name and options.get("uid", "").isdigit():
+            gid = options.get("gid", options["uid"])
+            home, shell = options.get("home", f"/home/{name}"), options.get("shell", "/bin/sh")
+            image.accounts.setdefault("passwd", []).append(
+                f"{name}:x:{options['uid']}:{gid}::{home}:{shell}"
+            )
 
 
 def _exec_form(rest: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Run a command the way a restricted pod runs it.
 
-The image's or the manifest's uid and gid with no passwd or group entry for them, no variables
+The image's or the manifest's uid and gid with no passwd or group entry for them (unless the
+image's own ``useradd``/``groupadd`` adds one), no variables
 from this machine (only the image's ``ENV`` and the manifest's ``env``; ``HOME=/`` when neither
 sets it, as container runtimes do), the working directory the image's ``WORKDIR`` (owned by root,
 not writable), a read-only root when the manifest says so, and only the declared volumes
@@ -55,6 +56,8 @@ class Pod:
     env: dict[str, str]
     mounts: dict[str, Path] = field(default_factory=dict)  # mount path -> writable directory
     read_only_root: bool = True
+    # Entries the image itself adds (its `useradd`/`groupadd`): lines of /etc/passwd, /etc/group.
+    accounts: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -69,9 +72,11 @@ class Pod:
         env: Mapping[str, str],
         mounts: Sequence[str],
         read_only_root: bool,
+        accounts: Mapping[str, Sequence[str]] | None = None,
     ) -> Pod:
         pod = cls(name, uid, gid, workspace, workdir, image_workdir, dict(env))
         pod.read_only_root = read_only_root
+        pod.accounts = {k: list(v) for k, v in (accounts or {}).items()}
         for index, mount_path in enumerate(mounts):
             directory = workspace / f"{name}-volume-{index}"
             directory.mkdir(parents=True)
@@ -106,6 +111,7 @@ class Pod:
                     for line in source.read_text(encoding="utf-8").splitlines(keepends=True)
                     if len(line.split(":")) < 3 or line.split(":")[2] != str(number)
                 ]
+                kept += [f"{line}\n" for line in self.accounts.get(entry, [])]
                 copy = self.workspace / f"{self.name}-{entry}"
                 copy.write_text("".join(kept), encoding="utf-8")
                 copy.chmod(0o644)

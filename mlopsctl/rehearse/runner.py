@@ -43,7 +43,7 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, load, observe, pipeline, serving, tracking
+    from mlopsctl.rehearse import batch, entrypoints, load, observe, pipeline, serving, tracking
 
     return [
         ComponentSpec(
@@ -66,6 +66,7 @@ def _components() -> list[ComponentSpec]:
             needs=("tracking-server", "entrypoints"),
             applies=pipeline.applies,
         ),
+        ComponentSpec("batch", batch.rehearse_batch, needs=("entrypoints",), applies=batch.applies),
     ]
 
 

@@ -37,6 +37,11 @@ def _artifact_store(req: Requirements) -> str:
 def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
     name = req.project_name
     if stack.deployment_pattern == "batch":
+        if stack.batch_engine == "spark" and req.kubernetes:
+            return (
+                "kubectl apply -f k8s/spark-application.yaml  # the Spark operator runs "
+                f"src/batch_score_spark.py: mlflow.pyfunc.spark_udf(spark, '{model_uri}')"
+            )
         if stack.batch_engine == "spark":
             return (
                 "spark-submit score.py  # scores with "
