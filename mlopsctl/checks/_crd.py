@@ -210,8 +210,7 @@ def build_shipped(crd_file: Path, api_version: str, kind: str) -> str:
     costs no conversion."""
     versions = load_crd_file(crd_file)
     schema = root_schema(trim(versions[(api_version, kind)]))
-    return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "
-"
+    return json.dumps(schema, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def build_shipped_kserve(crd_file: Path, kind: str = "InferenceService") -> str:
