@@ -85,6 +85,13 @@ class ProjectImage:
         return PodRun(name, command, job.run(command, timeout=TIMEOUT), job)
 
 
+def applies(stage: Stage) -> bool:
+    """Wherever a tracking server is rehearsed: the Kubernetes manifest's or the compose one."""
+    from mlopsctl.rehearse import compose, tracking
+
+    return tracking.applies(stage) or compose.applies(stage)
+
+
 def _entry_points(stage: Stage) -> dict[str, list[str]]:
     path = stage.file(MLPROJECT)
     try:
