@@ -25,6 +25,7 @@ Compose's DNS answers to: the service name, its network aliases and ``container_
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -517,6 +518,14 @@ def _unmet(stack: ComposeStack, service: ComposeService) -> list[str]:
     return unmet
 
 
+def _ask(port: int, path: str, **kwargs: Any) -> _proc.HttpAnswer:
+    """An HTTP call whose failure (a time-out, a reset) is an answer to report, status 0."""
+    try:
+        return http_call(port, path, timeout=30, **kwargs)
+    except (OSError, http.client.HTTPException) as exc:
+        return _proc.HttpAnswer(0, f"no answer: {exc!r}")
+
+
 def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, ComposeService]) -> None:
     from mlopsctl.rehearse.tracking import _experiment_in_postgres, _group_rss, tracking_config
 
@@ -559,7 +568,7 @@ def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, Compo
     hosts += [f"{h}:{p}" for h, p in published if h not in ("0.0.0.0", "")]
     answers = {}
     for host in dict.fromkeys(hosts):
-        answer = http_call(port, API_PATH, host=host)
+        answer = _ask(port, API_PATH, host=host)
         answers[host] = f"{answer.status} {answer.body[:80].strip()}"
     refused = {h: a for h, a in answers.items() if not a.startswith("200")}
     stage.check(
@@ -568,14 +577,14 @@ def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, Compo
         f"GET {API_PATH} with Host " + ", ".join(answers),
         "; ".join(f"{h}: {a}" for h, a in refused.items()),
     )
-    foreign = http_call(port, API_PATH, host=FOREIGN_HOST)
+    foreign = _ask(port, API_PATH, host=FOREIGN_HOST)
     stage.check(
         "the server refuses a foreign Host header",
         foreign.status >= 400,
         f"GET {API_PATH} with Host {FOREIGN_HOST} (DNS rebinding protection)",
         f"answered {foreign.status}",
     )
-    experiment = http_call(
+    experiment = _ask(
         port,
         "/api/2.0/mlflow/experiments/create",
         method="POST",
