@@ -493,6 +493,21 @@ def rehearse_compose(stage: Stage) -> None:
             return
         started = stack.start(service, python, service.name in awaited_completion)
         stack.started[service.name] = started
+        if started.kind == "object-store":
+            stage.check(
+                f"{service.name}: the S3 API answers",
+                True,
+                f"moto's S3 server stands for the image {service.image} (MinIO is no PyPI or "
+                f"Debian package), reached as {', '.join(service.dns_names)}:9000; its "
+                "healthcheck is not run (the server answering stands for it)",
+            )
+        elif started.healthy is not None:
+            stage.check(
+                f"{service.name}: its healthcheck passes",
+                started.healthy,
+                f"{'; '.join(started.substituted)}",
+                "" if started.healthy else "the healthcheck failed",
+            )
         if started.completed is not None:
             stage.check(
                 f"{service.name}: runs to completion",
