@@ -210,3 +210,11 @@ def test_a_need_on_a_component_that_does_not_apply_is_no_need(
         report = run_components(stage)
         assert ran == expected
         assert report.component_passed("jobs") is compose_passes
+
+
+def test_the_compose_reader_the_rehearsal_installs_is_documented() -> None:
+    from mlopsctl.docsgen import render_all
+
+    page = render_all()["rehearse.md"]
+    assert f"`{compose.READER_REQUIREMENT}`" in page
+    assert "images.install([READER_REQUIREMENT]" in Path(compose.__file__).read_text()
