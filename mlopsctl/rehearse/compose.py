@@ -472,6 +472,12 @@ def rehearse_compose(stage: Stage) -> None:
         )
         return
     services = {n: ComposeService(n, s or {}) for n, s in config["services"].items()}
+    stage.check(
+        "Compose accepts the file with the env file it reads",
+        True,
+        f"podman-compose config of {COMPOSE_FILE} with {shown_env}: services "
+        + ", ".join(services),
+    )
     awaited_completion = {
         dep
         for s in services.values()
