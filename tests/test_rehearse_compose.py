@@ -218,3 +218,17 @@ def test_the_compose_reader_the_rehearsal_installs_is_documented() -> None:
     page = render_all()["rehearse.md"]
     assert f"`{compose.READER_REQUIREMENT}`" in page
     assert "images.install([READER_REQUIREMENT]" in Path(compose.__file__).read_text()
+
+
+def test_an_image_that_installs_as_root_and_runs_as_a_uid_is_read(tmp_path: Path) -> None:
+    """`USER root` before the installs and a numeric USER last (the Spark image) is a valid
+    image for a restricted pod: only the last USER is the pod's."""
+    from mlopsctl.rehearse import images
+    from mlopsctl.rehearse.errors import ProjectError
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11-slim\nUSER root\nRUN pip install x\nUSER 1000:1000\n")
+    assert images.read_dockerfile(dockerfile).user == (1000, 1000)
+    dockerfile.write_text("FROM python:3.11-slim\nUSER spark\n")
+    with pytest.raises(ProjectError, match="numeric uid"):
+        images.read_dockerfile(dockerfile)

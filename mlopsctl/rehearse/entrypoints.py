@@ -113,9 +113,10 @@ def project_image(stage: Stage) -> ProjectImage:
 
     dockerfile = stage.file(DOCKERFILE)
     image = images.read_dockerfile(dockerfile)
-    if image.user is None:
+    if image.user is None or image.user[0] == 0:
         raise ProjectError(
-            f"{dockerfile}: no USER: the image would run as root, which a restricted pod refuses"
+            f"{dockerfile}: no USER, or USER root, last: the image would run as root, which a "
+            "restricted pod refuses"
         )
     uid, gid = image.user
     python = images.interpreter(python_version(stage), uid, gid)

@@ -83,7 +83,8 @@ def read_dockerfile(path: Path) -> Image:
         elif instruction == "WORKDIR":
             image.workdir = rest if rest.startswith("/") else f"{image.workdir.rstrip('/')}/{rest}"
         elif instruction == "USER":
-            uid, _, gid = rest.partition(":")
+            # Root by name for the build steps after it (a later USER sets the pod's uid).
+            uid, _, gid = rest.replace("root", "0").partition(":")
             if not uid.isdigit() or (gid and not gid.isdigit()):
                 raise ProjectError(
                     f"{path}: USER {rest}: a restricted pod (runAsNonRoot) needs a numeric uid"
