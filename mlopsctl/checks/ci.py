@@ -64,3 +64,24 @@ def ci_workflow_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             doc = {("on" if k is True else k): v for k, v in doc.items()}
         for err in _errors(validator, doc):
             yield Hit(f.rel, f.line_of(0, tuple(err.absolute_path)), _message(err))
+
+
+# The names Compose looks for (and the ones generated projects use).
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+@predicate()
+def compose_file_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
+    for f in ctx.repo.data_files():
+        if not f.is_yaml or f.rel.rsplit("/", 1)[-1] not in COMPOSE_NAMES or not f.docs:
+            continue
+        validator = _vendored("compose-spec")
+        if validator is None:
+            ctx.note(
+                spec.id,
+                "compose-spec schema unavailable: install check-jsonschema "
+                "(pip install 'mlopsctl[validate]') to check compose files",
+            )
+            return
+        for err in _errors(validator, f.docs[0]):
+            yield Hit(f.rel, f.line_of(0, tuple(err.absolute_path)), _message(err))

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         "rehearse",
         help="Rehearse production on this machine: start PostgreSQL, an S3-compatible store and "
-        "the MLflow tracking server exactly as the Kubernetes manifests run them, run the "
+        "the MLflow tracking server exactly as the Kubernetes manifests (without Kubernetes, "
+        "deploy/mlflow/docker-compose.yaml) run them, run the "
         "project image's entry points as the restricted pods run them (their uid without a "
         "passwd entry, read-only root, only declared volumes writable), and check each "
         "handoff. Needs root (it switches uids in a private mount namespace) and PostgreSQL; "

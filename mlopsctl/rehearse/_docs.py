@@ -7,6 +7,7 @@ from __future__ import annotations
 def rehearse_md() -> str:
     from mlopsctl.rehearse import (
         batch,
+        compose,
         load,
         objectstore,
         observe,
@@ -37,7 +38,11 @@ def rehearse_md() -> str:
             f"(or `${runner.CACHE_ENV}`), keyed by what they hold and reused by later rehearsals:",
             "",
             f"- `{objectstore.SERVER_REQUIREMENT}`: moto's standalone S3 server, the artifact",
-            "  store (its own tool, not one of the project's pins);",
+            "  store (its own tool, not one of the project's pins); for a project without",
+            "  Kubernetes it stands for the compose file's `minio` service;",
+            f"- `{compose.READER_REQUIREMENT}`: reads `{compose.COMPOSE_FILE}` as Compose",
+            "  does (interpolation from the env file the documented command reads, normal form),",
+            "  without a container engine; each service is then started as a local process;",
             f"- `{serving.STORAGE_INITIALIZER_REQUIREMENT}`: KServe's storage initializer, which",
             "  downloads the published model into the serving runtime's `/mnt/models` volume;",
             "- each rehearsed image's packages, exactly as its Dockerfile installs them (the",

@@ -86,6 +86,13 @@ class ProjectImage:
         return PodRun(name, command, job.run(command, timeout=TIMEOUT), job)
 
 
+def applies(stage: Stage) -> bool:
+    """Wherever a tracking server is rehearsed: the Kubernetes manifest's or the compose one."""
+    from mlopsctl.rehearse import compose, tracking
+
+    return tracking.applies(stage) or compose.applies(stage)
+
+
 def _entry_points(stage: Stage) -> dict[str, list[str]]:
     path = stage.file(MLPROJECT)
     try:
@@ -109,7 +116,8 @@ def project_image(stage: Stage) -> ProjectImage:
     image = images.read_dockerfile(dockerfile)
     if image.user is None or image.user[0] == 0:
         raise ProjectError(
-            f"{dockerfile}: no USER: the image would run as root, which a restricted pod refuses"
+            f"{dockerfile}: no USER, or USER root, last: the image would run as root, which a "
+            "restricted pod refuses"
         )
     uid, gid = image.user
     python = images.interpreter(python_version(stage), uid, gid)

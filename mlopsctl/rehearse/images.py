@@ -90,7 +90,8 @@ def read_dockerfile(path: Path) -> Image:
         elif instruction == "USER" and rest in ("root", "0", "0:0"):
             image.user = (0, 0)  # for the build steps that follow; a later USER sets the pod's
         elif instruction == "USER":
-            uid, _, gid = rest.partition(":")
+            # Root by name for the build steps after it (a later USER sets the pod's uid).
+            uid, _, gid = rest.replace("root", "0").partition(":")
             if not uid.isdigit() or (gid and not gid.isdigit()):
                 raise ProjectError(
                     f"{path}: USER {rest}: a restricted pod (runAsNonRoot) needs a numeric uid"

@@ -53,24 +53,37 @@ def _owner() -> tuple[int, int]:
 
 
 class Postgres:
-    def __init__(self, service: _proc.Service, password: str) -> None:
+    def __init__(
+        self, service: _proc.Service, password: str, user: str = USER, database: str = DATABASE
+    ) -> None:
         self.service = service
         self.password = password
+        self.user = user
+        self.database = database
 
     def uri(self, scheme: str = "postgresql") -> str:
         """The backend-store URI with ``scheme`` (``postgresql+psycopg2`` names the driver)."""
-        where = f"{_proc.LOOPBACK}:{self.service.port}/{DATABASE}"
-        return f"{scheme}://{USER}:{self.password}@{where}"
+        where = f"{_proc.LOOPBACK}:{self.service.port}/{self.database}"
+        return f"{scheme}://{self.user}:{self.password}@{where}"
 
 
-def start(workspace: Path, timeout: float = 60) -> Postgres:
+def start(
+    workspace: Path,
+    timeout: float = 60,
+    *,
+    user: str = USER,
+    database: str = DATABASE,
+    password: str | None = None,
+) -> Postgres:
+    """A fresh cluster whose superuser ``user`` (password ``password``, a random one unless
+    given) owns the database ``database``."""
     bindir = binaries()
     uid, gid = _owner()
     home = workspace / "postgres"
     data = home / "data"
     home.mkdir(mode=0o755)
     data.mkdir(mode=0o700)
-    password = secrets.token_hex(12)
+    password = password or secrets.token_hex(12)
     pwfile = home / "pwfile"
     pwfile.write_text(password + "\n", encoding="utf-8")
     for path in (home, data, pwfile):
@@ -84,7 +97,7 @@ def start(workspace: Path, timeout: float = 60) -> Postgres:
             "-D",
             str(data),
             "-U",
-            USER,
+            user,
             "--auth=scram-sha-256",
             f"--pwfile={pwfile}",
             "--encoding=UTF8",
@@ -130,13 +143,13 @@ def start(workspace: Path, timeout: float = 60) -> Postgres:
             "-p",
             str(port),
             "-U",
-            USER,
+            user,
             "-d",
             "postgres",
             "-v",
             "ON_ERROR_STOP=1",
             "-c",
-            f"CREATE DATABASE {DATABASE}",
+            f'CREATE DATABASE "{database}"',
         ],
         env={**env, "PGPASSWORD": password},
         timeout=60,
@@ -144,7 +157,7 @@ def start(workspace: Path, timeout: float = 60) -> Postgres:
     if created.returncode != 0:
         service.stop()
         raise MissingToolError(f"creating the database failed: {created.stderr}", hint=_INSTALL)
-    return Postgres(service, password)
+    return Postgres(service, password, user, database)
 
 
 def _proc_path(bindir: Path) -> str:

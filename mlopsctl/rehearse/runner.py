@@ -5,7 +5,9 @@ A component is a function ``(Stage) -> None`` that starts what it stands for (re
 its handoffs with :meth:`Stage.check`, and leaves what later components need in
 ``stage.shared`` (the tracking server's port, the object store, the project image...). A
 component names the components it needs; when one of them did not pass, it is reported as not
-reached. Adding one (the serving runtime, the publish step, Prometheus, the Kubeflow local run,
+reached; a need on a component that does not apply to the project is ignored (the entry points
+need the tracking server, whichever of the Kubernetes one or the compose one the project has).
+Adding one (the serving runtime, the publish step, Prometheus, the Kubeflow local run,
 Spark, the CI steps, the load test) is one module with one such function and one entry in
 :func:`_components`.
 """
@@ -43,13 +45,28 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import batch, entrypoints, load, observe, pipeline, serving, tracking
+    from mlopsctl.rehearse import (
+        batch,
+        compose,
+        entrypoints,
+        load,
+        observe,
+        pipeline,
+        serving,
+        tracking,
+    )
 
     return [
         ComponentSpec(
             "tracking-server", tracking.rehearse_tracking_server, applies=tracking.applies
         ),
-        ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
+        ComponentSpec("compose", compose.rehearse_compose, applies=compose.applies),
+        ComponentSpec(
+            "entrypoints",
+            entrypoints.rehearse_entrypoints,
+            needs=("tracking-server", "compose"),
+            applies=entrypoints.applies,
+        ),
         ComponentSpec(
             "serving", serving.rehearse_serving, needs=("entrypoints",), applies=serving.applies
         ),
@@ -133,11 +150,17 @@ def session(project: Path, *, keep: bool = False, cache: Path | None = None) -> 
 def run_components(stage: Stage, only: tuple[str, ...] = ()) -> Rehearsal:
     """Run every component that applies to the stage's project (or those named in ``only``)."""
     report = stage.report
-    for spec in _components():
+    specs = _components()
+    # A need on a component that does not apply to this project (the Kubernetes tracking server
+    # of a compose project) is no need; one left out by ``only`` is, and is reported unmet.
+    inapplicable = {s.name for s in specs if not s.applies(stage)}
+    for spec in specs:
         if (only and spec.name not in only) or not spec.applies(stage):
             continue
         stage.component = spec.name
-        missing = [n for n in spec.needs if not report.component_passed(n)]
+        missing = [
+            n for n in spec.needs if n not in inapplicable and not report.component_passed(n)
+        ]
         if missing:
             stage.skip("all", spec.name, f"not reached: {', '.join(missing)} failed")
             continue
