@@ -341,6 +341,7 @@ def _download_connector(directory: Path, python: Path) -> None:
             "--no-deps",
             "-d",
             str(download),
+            "--",
             CONNECTOR_PACKAGE,
         ],
         capture_output=True,
@@ -392,7 +393,7 @@ def _write_parquet(
 ) -> None:
     script = (
         "import json, sys, pandas as pd\n"
-        "rows, n, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]\n"
+        "rows, n, out = json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]\n"
         "pd.DataFrame(rows, columns=[f'feature_{i}' for i in range(n)]).to_parquet(out)\n"
     )
     done = subprocess.run(
@@ -400,6 +401,7 @@ def _write_parquet(
             str(image.venv / "bin" / "python"),
             "-c",
             script,
+            "--",  # Python leaves it in sys.argv[1]
             json.dumps(rows),
             str(n_features),
             str(target),
@@ -415,12 +417,12 @@ def _write_parquet(
 def _read_parquet(image: ProjectImage, directory: Path) -> dict[str, Any]:
     script = (
         "import json, sys, pandas as pd\n"
-        "f = pd.read_parquet(sys.argv[1])\n"
+        "f = pd.read_parquet(sys.argv[2])\n"
         "print(json.dumps({'rows': len(f), 'columns': list(f.columns),\n"
         "  'predictions': int(f['prediction'].notna().sum()) if 'prediction' in f else 0}))\n"
     )
     done = subprocess.run(
-        [str(image.venv / "bin" / "python"), "-c", script, str(directory)],
+        [str(image.venv / "bin" / "python"), "-c", script, "--", str(directory)],
         capture_output=True,
         text=True,
         check=False,
