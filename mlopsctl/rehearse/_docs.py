@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def rehearse_md() -> str:
-    from mlopsctl.rehearse import objectstore, postgres, runner
+    from mlopsctl.rehearse import ci, objectstore, postgres, runner
 
     return "\n".join(
         [
@@ -28,6 +28,15 @@ def rehearse_md() -> str:
             "  store (its own tool, not one of the project's pins);",
             "- each rehearsed image's packages, exactly as its Dockerfile installs them (the",
             "  project's own pins, from `mlopsctl/data/versions.yaml` when generated).",
+            "",
+            "Its `ci` component runs the project's CI (GitHub workflows, `.gitlab-ci.yml`, the",
+            "Jenkinsfile): every job in order, in a fresh clone, with git and the Python of",
+            "`python_env.yaml`; mlopsctl is installed by `ci/install-mlopsctl.sh` from a wheel it",
+            "builds of the running mlopsctl's sources. `apt-get install` steps pass when the",
+            "packages are installed here; steps that need "
+            + ", ".join(sorted(set(ci.NEEDS_COMMANDS.values())))
+            + " are not run but checked offline (the paths they name, the images they pull, the",
+            "manifests they apply).",
             "",
         ]
     )

@@ -43,13 +43,14 @@ class ComponentSpec:
 
 
 def _components() -> list[ComponentSpec]:
-    from mlopsctl.rehearse import entrypoints, tracking
+    from mlopsctl.rehearse import ci, entrypoints, tracking
 
     return [
         ComponentSpec(
             "tracking-server", tracking.rehearse_tracking_server, applies=tracking.applies
         ),
         ComponentSpec("entrypoints", entrypoints.rehearse_entrypoints, needs=("tracking-server",)),
+        ComponentSpec("ci", ci.rehearse_ci, applies=ci.applies),
     ]
 
 
