@@ -365,3 +365,126 @@ def test_jenkins_pipeline_runs_every_stage(jenkins: list[Handoff]) -> None:
     assert steps["Jenkinsfile Train: make train evaluate drift"].checked.startswith("ran ")
     deploy = steps["Jenkinsfile Deploy to production: kubectl --namespace production apply -f k8s/"]
     assert "withCredentials" in deploy.checked and "input: approved" in deploy.checked
+
+
+# --- the runner on a small repository (no package installs) -------------------------------------
+
+TINY_WORKFLOW = """
+on: {push: {branches: [main]}}
+env:
+  TRACKING: ${{ vars.MLFLOW_TRACKING_URI }}
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+      - name: the wheel committed, with its digest
+        env:
+          MLOPSCTL_SPEC: ${{ vars.MLOPSCTL_SPEC }}
+          MLOPSCTL_SHA256: ${{ vars.MLOPSCTL_SHA256 }}
+        run: |
+          test -f "$MLOPSCTL_SPEC"
+          echo "$MLOPSCTL_SHA256  $MLOPSCTL_SPEC" | sha256sum -c
+          case "$TRACKING" in sqlite:////*/production-store/mlruns.db) ;; *) exit 3 ;; esac
+          test -z "${MLFLOW_TRACKING_USERNAME+set}"
+      - name: python is the one python_env.yaml names, writable
+        run: |
+          python -c 'import sys; assert sys.version_info[:2] == (3, 11)'
+          python -c 'import sys; assert sys.prefix != sys.base_prefix'
+          mkdir -p "$RUNNER_TEMP/tools"
+          printf '#!/bin/sh\\necho tool\\n' > "$RUNNER_TEMP/tools/tool"
+          chmod +x "$RUNNER_TEMP/tools/tool" && echo "$RUNNER_TEMP/tools" >> "$GITHUB_PATH"
+          echo "FROM_STEP=yes" >> "$GITHUB_ENV"
+      - run: test "$(tool)" = tool && test "$FROM_STEP" = yes
+      - if: github.ref != 'refs/heads/main'
+        run: exit 1
+      - name: ignored files are not in the clone
+        run: test ! -e local.db && test -f ci/install.sh
+  fails:
+    needs: build
+    runs-on: ubuntu-24.04
+    steps:
+      - run: exit 7
+      - run: echo never
+  after:
+    needs: fails
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo never
+  deploy:
+    needs: build
+    runs-on: ubuntu-24.04
+    steps:
+      - name: push
+        env: {IMAGE: registry.example.com/team/app:1}
+        run: docker build -f deploy/Dockerfile -t "$IMAGE" . && docker push "$IMAGE"
+      - name: apply
+        env: {KUBECONFIG_DATA: "${{ secrets.KUBECONFIG }}"}
+        run: kubectl apply -f k8s/missing/
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Handoff]:
+    from mlopsctl.rehearse.network import ClusterNetwork
+    from mlopsctl.rehearse.stage import Rehearsal, Stage
+
+    base = tmp_path_factory.mktemp("tiny")
+    project = base / "project"
+    (project / ".github/workflows").mkdir(parents=True)
+    (project / ".github/workflows/ci.yaml").write_text(TINY_WORKFLOW)
+    (project / "python_env.yaml").write_text('python: "3.11"\n')
+    (project / ".gitignore").write_text("local.db\n")
+    (project / "local.db").write_text("ignored")
+    (project / "ci").mkdir()
+    (project / "ci/install.sh").write_text("true\n")
+    (project / "deploy").mkdir()
+    (project / "deploy/Dockerfile").write_text("FROM scratch\n")
+    wheel = base / "mlopsctl-0.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"not installed by this workflow")
+    (base / "ws").mkdir()
+    network = ClusterNetwork()
+    try:
+        stage = Stage(project, base / "ws", base / "cache", network, Rehearsal(project), {})
+        stage.component = "ci"
+        ci.CiRun(stage, wheel=wheel).run(ci.project_jobs(project))
+    finally:
+        network.close()
+    return {h.name.removeprefix(".github/workflows/ci.yaml "): h for h in stage.report.handoffs}
+
+
+def test_runner_steps_see_the_settings_the_python_and_github_files(
+    tiny: dict[str, Handoff],
+) -> None:
+    for name in (
+        "build: the wheel committed, with its digest",
+        "build: python is the one python_env.yaml names, writable",
+        'build: test "$(tool)" = tool && test "$FROM_STEP" = yes',
+        "build: ignored files are not in the clone",
+    ):
+        assert tiny[name].passed, f"{name}: {tiny[name].checked}\n{tiny[name].detail}"
+    assert "is false here: not run" in tiny["build: exit 1"].checked
+
+
+def test_runner_stops_a_job_at_its_failing_step_and_skips_what_needs_it(
+    tiny: dict[str, Handoff],
+) -> None:
+    assert tiny["fails: exit 7"].passed is False and "exit 7" in tiny["fails: exit 7"].detail
+    assert tiny["fails: echo never"].passed is None
+    assert tiny["after: all steps"].passed is None
+
+
+def test_runner_checks_offline_what_needs_a_registry_or_a_cluster(
+    tiny: dict[str, Handoff],
+) -> None:
+    push = tiny["deploy: push"]
+    assert push.passed, push.detail
+    assert "needs a container engine" in push.checked
+    assert "deploy/Dockerfile exists" in push.checked
+    assert "image registry.example.com/team/app:1 pinned" in push.checked
+    apply = tiny["deploy: apply"]
+    assert apply.passed is False
+    assert "needs the CI secret KUBECONFIG" in apply.checked
+    assert "a Kubernetes cluster" in apply.checked
+    assert "k8s/missing/: no such file or directory" in apply.detail

@@ -807,9 +807,14 @@ def project_jobs(project: Path) -> list[Job]:
     jobs: list[Job] = []
     workflows = project / GITHUB_WORKFLOWS
     if workflows.is_dir():
+        found: list[list[Job]] = []
         for path in sorted([*workflows.glob("*.yaml"), *workflows.glob("*.yml")]):
             relative = path.relative_to(project).as_posix()
-            jobs.extend(github_jobs(relative, path.read_text(encoding="utf-8")))
+            found.append(github_jobs(relative, path.read_text(encoding="utf-8")))
+        # The production store starts as the scheduled retraining leaves it: the workflows
+        # that no push runs come first.
+        for workflow in sorted(found, key=lambda w: w[0].event == "push"):
+            jobs.extend(workflow)
     gitlab = project / GITLAB_CI
     if gitlab.is_file():
         jobs.extend(gitlab_jobs(gitlab.read_text(encoding="utf-8")))
@@ -945,11 +950,14 @@ def _interpreter(version: str) -> Path:
     )
 
 
-def snapshot(project: Path, into: Path) -> Path:
+def snapshot(project: Path, into: Path, extra: Mapping[str, Path] | None = None) -> Path:
     """A git repository holding the project as it would be committed (``.gitignore``
-    applied): the origin every job clones."""
+    applied), with the ``extra`` files added: the origin every job clones."""
     source = into / "origin"
     shutil.copytree(project, source, ignore=shutil.ignore_patterns(".git", ".venv"), symlinks=True)
+    for relative, path in (extra or {}).items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, source / relative)
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "rehearsal",
@@ -957,11 +965,11 @@ def snapshot(project: Path, into: Path) -> Path:
         "GIT_COMMITTER_NAME": "rehearsal",
         "GIT_COMMITTER_EMAIL": "rehearsal@localhost",
     }
-    for argv in (
-        ["git", "init", "-q", "-b", BRANCH],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "rehearsed"],
-    ):
+    commands = [["git", "init", "-q", "-b", BRANCH], ["git", "add", "-A"]]
+    if extra:
+        commands.append(["git", "add", "--force", "--", *extra])
+    commands.append(["git", "commit", "-q", "-m", "rehearsed"])
+    for argv in commands:
         done = _proc.run(argv, env=env, cwd=source, timeout=120)
         if done.returncode != 0:
             raise MissingToolError(
@@ -992,12 +1000,14 @@ class CiRun:
         self.stage = stage
         self.root = stage.workspace / "ci"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.origin = snapshot(stage.project, self.root)
         self.interpreter = _interpreter(_python_version(stage.project))
         self.wheel = wheel or build_wheel(self.root / "wheel")
+        # The first source ci/install-mlopsctl.sh documents: the wheel committed to the
+        # repository, MLOPSCTL_SHA256 its digest.
+        committed = f"ci/{self.wheel.name}"
+        self.origin = snapshot(stage.project, self.root, {committed: self.wheel})
         self.settings = _Settings(
-            {"MLOPSCTL_SPEC": str(self.wheel), "MLOPSCTL_SHA256": sha256(self.wheel)},
-            self.root,
+            {"MLOPSCTL_SPEC": committed, "MLOPSCTL_SHA256": sha256(self.wheel)}, self.root
         )
         (self.root / "production-store").mkdir(exist_ok=True)
         self.shims = self.root / "bin"
@@ -1024,15 +1034,18 @@ class CiRun:
         )
         if cloned.returncode != 0:
             raise MissingToolError(f"git clone failed: {cloned.stderr[-1000:]}", hint="")
-        python = home / "python"
-        made = _proc.run(
-            [str(self.interpreter), "-m", "venv", str(python)], env=os.environ, timeout=300
-        )
-        if made.returncode != 0:
-            raise MissingToolError(
-                f"{self.interpreter} -m venv failed: {made.stderr[-1000:]}",
-                hint="apt-get install python3-venv",
+        path = [str(self.shims), *_system_path()]
+        if has_python(job):
+            python = home / "python"
+            made = _proc.run(
+                [str(self.interpreter), "-m", "venv", str(python)], env=os.environ, timeout=300
             )
+            if made.returncode != 0:
+                raise MissingToolError(
+                    f"{self.interpreter} -m venv failed: {made.stderr[-1000:]}",
+                    hint="apt-get install python3-venv",
+                )
+            path.insert(1, str(python / "bin"))
         temp = home / "tmp"
         temp.mkdir()
         for cached in job.caches:
@@ -1043,7 +1056,6 @@ class CiRun:
             if not target.exists() and _inside(target, clone):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.symlink_to(kept, target_is_directory=True)
-        path = [str(self.shims), str(python / "bin"), *_system_path()]
         env = {
             "PATH": os.pathsep.join(path),
             "HOME": str(home),
@@ -1169,7 +1181,8 @@ class CiRun:
 
     def _run_job(self, job: Job, label: str, home: Path, clone: Path, base: dict[str, str]) -> bool:
         stage = self.stage
-        image = f" (on {job.image}: this machine with Python {self.interpreter.name})"
+        python = f" with a fresh Python from {self.interpreter}" if has_python(job) else ""
+        image = f" (on {job.image}: this machine{python})"
         notes = f"; {', '.join(job.notes)}" if job.notes else ""
         if job.platform == "gitlab":
             return self._run_shared_shell(job, label, home, clone, base, image + notes)
@@ -1204,7 +1217,7 @@ class CiRun:
             if job.platform == "github":
                 script = str(github_interpolate(script, self._context(job, env, temp)))
         except NeedsSetting as exc:
-            return self._offline(step, clone, [exc.what])
+            return self._offline(job, step, clone, [exc.what, *needs_of(step.script or "")])
         except Undecidable as exc:
             return Outcome(False, f"cannot evaluate the step's expressions here: {exc}")
         needs = needs_of(script)
@@ -1212,7 +1225,7 @@ class CiRun:
         if "withCredentials" in wrappers:
             needs.append("the Jenkins credentials it binds (withCredentials)")
         if needs:
-            return self._offline(step, clone, needs, script)
+            return self._offline(job, step, clone, needs, script)
         workdir = clone / (step.workdir or "")
         github_path = temp / f"path-{index}"
         github_env = temp / f"env-{index}"
@@ -1313,7 +1326,7 @@ class CiRun:
         for index, step in enumerate(job.steps, 1):
             needs = needs_of(step.script or "")
             if needs:
-                offline[index] = self._offline(step, clone, needs, step.script or "")
+                offline[index] = self._offline(job, step, clone, needs, step.script or "")
                 continue
             script.append(f"__line {index}")
             script.append(step.script or "")
@@ -1350,9 +1363,13 @@ class CiRun:
                 ok = False
         return ok
 
-    def _offline(self, step: Step, clone: Path, needs: list[str], script: str = "") -> Outcome:
-        """A step that needs what is not here: not run; what can be checked without it is."""
-        checks, problems = offline_checks(script or step.script or "", clone)
+    def _offline(
+        self, job: Job, step: Step, clone: Path, needs: list[str], script: str = ""
+    ) -> Outcome:
+        """A step that needs what is not here: not run; what can be checked without it is
+        (with the values of the variables the file itself sets)."""
+        known = {k: v for k, v in {**job.env, **step.env}.items() if "${{" not in v}
+        checks, problems = offline_checks(_expand(script or step.script or "", known), clone)
         checked = f"not run here: needs {'; '.join(needs)}"
         if checks:
             checked += "; offline: " + "; ".join(checks)
@@ -1364,6 +1381,14 @@ class CiRun:
         with (home / "steps.log").open("a", encoding="utf-8") as log:
             log.write(f"=== step {index} (exit {done.returncode})\n{script}\n")
             log.write(done.stdout + done.stderr + "\n")
+
+
+def has_python(job: Job) -> bool:
+    """Whether the job's machine has a writable Python: a GitHub job that sets one up, a
+    GitLab or Jenkins job on a Python image."""
+    if job.platform == "github":
+        return any(s.uses and s.uses.startswith("actions/setup-python@") for s in job.steps)
+    return job.image is None or "python" in job.image
 
 
 def _flat(path: str) -> str:
