@@ -33,9 +33,11 @@ def rehearse_md() -> str:
             "Jenkinsfile): every job in order, in a fresh clone, with git and the Python of",
             "`python_env.yaml`; mlopsctl is installed by `ci/install-mlopsctl.sh` from a wheel it",
             "builds of the running mlopsctl's sources. `apt-get install` steps pass when the",
-            "packages are installed here; steps that need "
-            + ", ".join(sorted(set(ci.NEEDS_COMMANDS.values())))
-            + " are not run but checked offline (the paths they name, the images they pull, the",
+            "packages are installed here; steps that run "
+            + ", ".join(f"`{c}`" for c in ci.NEEDS_COMMANDS)
+            + " (a container",
+            "engine, a cluster, a cloud login) or read a CI setting it has no stand-in for are",
+            "not run but checked offline (the paths they name, the images they pull, the",
             "manifests they apply).",
             "",
         ]
