@@ -286,6 +286,44 @@ def test_offline_checks_name_missing_paths_and_unpinned_images(tmp_path: Path) -
     ]
 
 
+# --- what the runs found in the generated CI ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gitlab_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gitlab") / NAME
+    generate(
+        make_requirements(
+            project_name=NAME, ci_platform="gitlab-ci", governance_level="production"
+        ),
+        root,
+    )
+    return root
+
+
+def test_gitlab_production_deploy_is_offered_on_the_default_branch_only(
+    gitlab_project: Path,
+) -> None:
+    jobs = {j.name: j for j in ci.project_jobs(gitlab_project)}
+    deploy = jobs["deploy-production"]
+    base = {"CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push"}
+    assert ci.gitlab_selects(deploy, {**base, "CI_COMMIT_BRANCH": "main"})
+    assert deploy.notes == ("manual: approved",)
+    # A manual production deployment from any branch's or merge request's pipeline, or from the
+    # retraining schedule, bypasses the review the default branch gets.
+    assert not ci.gitlab_selects(deploy, {**base, "CI_COMMIT_BRANCH": "feature"})
+    assert not ci.gitlab_selects(deploy, {**base, "CI_PIPELINE_SOURCE": "merge_request_event"})
+    schedule = {**base, "CI_COMMIT_BRANCH": "main", "CI_PIPELINE_SOURCE": "schedule"}
+    assert not ci.gitlab_selects(deploy, schedule)
+
+
+def test_gitlab_rules_manual_deploy_passes_the_approval_gate(gitlab_project: Path) -> None:
+    from mlopsctl.api import validate
+
+    report = validate(gitlab_project, select=["MLV213"])
+    assert report.ok, [f.message for f in report.findings]
+
+
 # --- slow: the generated CI run for real --------------------------------------------------------
 
 NAME = "rehearsed-ci"

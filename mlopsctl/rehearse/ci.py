@@ -463,7 +463,10 @@ def gitlab_jobs(text: str) -> list[Job]:
         image = body.get("image", default.get("image", doc.get("image")))
         if isinstance(image, dict):
             image = image.get("name")
-        notes = ["manual: approved"] if body.get("when") == "manual" else []
+        manual = body.get("when") == "manual" or any(
+            isinstance(r, dict) and r.get("when") == "manual" for r in rules
+        )
+        notes = ["manual: approved"] if manual else []
         cache = body.get("cache", default.get("cache", doc.get("cache")))
         caches = [
             str(p)
