@@ -1065,7 +1065,8 @@ class CiRun:
             "TMPDIR": str(temp),
             "LANG": "C.UTF-8",
             "CI": "true",
-            "PIP_CACHE_DIR": str(self.stage.cache / "pip"),
+            # The rehearsing user's pip cache, as a runner's restored pip cache.
+            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache/pip"),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
         # How this machine reaches the package index (its proxy, certificates, pip settings,
