@@ -1247,7 +1247,8 @@ class CiRun:
         self._log(home, index, script, done)
         if job.platform == "github":
             self._github_files(base, github_path, github_env)
-        what = f"ran `{_short(script)}` ({' '.join(shell[:1] + shell[-1:])}) in a fresh clone"
+        where = "the pipeline's workspace" if job.platform == "jenkins" else "a fresh clone"
+        what = f"ran `{_short(script)}` ({' '.join(shell[:1] + shell[-1:])}) in {where}"
         if done.returncode != 0:
             return Outcome(False, what, _tail(done))
         return Outcome(True, what)
