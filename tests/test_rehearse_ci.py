@@ -324,6 +324,19 @@ def test_gitlab_rules_manual_deploy_passes_the_approval_gate(gitlab_project: Pat
     assert report.ok, [f.message for f in report.findings]
 
 
+def test_github_pushes_to_main_never_cancel_a_running_deployment(tmp_path: Path) -> None:
+    import yaml
+
+    root = tmp_path / NAME
+    generate(make_requirements(project_name=NAME, governance_level="production"), root)
+    workflow = yaml.safe_load((root / ".github/workflows/ci.yaml").read_text())
+    assert "deploy-production" in workflow["jobs"]
+    cancel = str(workflow["concurrency"]["cancel-in-progress"])
+    for event, cancels in (("push", False), ("workflow_dispatch", False), ("pull_request", True)):
+        context = {**_context(), "github": {"ref": "refs/heads/main", "event_name": event}}
+        assert ci.github_interpolate(cancel, context) is cancels, event
+
+
 # --- slow: the generated CI run for real --------------------------------------------------------
 
 NAME = "rehearsed-ci"
