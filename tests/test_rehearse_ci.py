@@ -269,6 +269,15 @@ def test_steps_that_need_what_is_not_here(script: str, needs: list[str]) -> None
         assert word in what
 
 
+def test_offline_checks_read_command_substitutions(tmp_path: Path) -> None:
+    checks, problems = ci.offline_checks(
+        'id="$(docker create "registry.k8s.io/kubectl:v1.36.4")"\n'
+        'docker cp "$id:/bin/kubectl" "$RUNNER_TEMP/kubectl"',
+        tmp_path,
+    )
+    assert checks == ["image registry.k8s.io/kubectl:v1.36.4 pinned"] and not problems
+
+
 def test_offline_checks_name_missing_paths_and_unpinned_images(tmp_path: Path) -> None:
     (tmp_path / "deploy").mkdir()
     (tmp_path / "deploy/Dockerfile").write_text("FROM x\n")

@@ -1439,10 +1439,11 @@ def offline_checks(script: str, clone: Path) -> tuple[list[str], list[str]]:
     it applies passes ``mlopsctl validate``. Returns (what was checked, problems)."""
     checks: list[str] = []
     problems: list[str] = []
-    try:
-        words = shlex.split(script, comments=True)
-    except ValueError:
-        words = script.split()
+    # The words of every command, command substitutions included (``id="$(docker create
+    # "$IMAGE")"`` names the image).
+    code = "\n".join(re.sub(r"(^|\s)#.*", "", line) for line in script.splitlines())
+    words = [w for w in re.split(r"\$\(|[\s\"'()`;|&<>]+", code) if w]
+    words = [w.split("=", 1)[1] if re.match(r"\w+=", w) else w for w in words]
     images = [w for w in words if _IMAGE.fullmatch(w)]
     for word in images:
         if ":" in word.rsplit("/", 1)[-1] or "@sha256:" in word:
