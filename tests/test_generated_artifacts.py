@@ -492,7 +492,7 @@ def test_production_deploys_only_after_manual_approval(projects: Any) -> None:
     steps = " ".join(s.get("run", "") for s in ci["jobs"]["deploy-production"]["steps"])
     assert "src/rollout.py" in steps and "src/audit.py" in steps
     gitlab = docs_of(projects["production-lightgbm-gitlab"][1] / ".gitlab-ci.yml")[0]
-    assert gitlab["deploy-production"]["when"] == "manual"
+    assert [r["when"] for r in gitlab["deploy-production"]["rules"]] == ["manual"]
     jenkins = (projects["experimental-batch-jenkins"][1] / "Jenkinsfile").read_text()
     assert jenkins.count("{") == jenkins.count("}") and "input {" in jenkins
 

@@ -62,11 +62,7 @@ def approval_gate(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
             return
     if gitlab is not None and isinstance(gitlab.docs[:1] and gitlab.docs[0], dict):
         for job in gitlab.docs[0].values():
-            if (
-                isinstance(job, dict)
-                and job.get("when") == "manual"
-                and pattern.search(_environment_name(job))
-            ):
+            if isinstance(job, dict) and _manual(job) and pattern.search(_environment_name(job)):
                 return
     if jenkins is not None and _JENKINS_INPUT.search(jenkins.text or ""):
         return
@@ -77,6 +73,16 @@ def approval_gate(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
         "no production deployment job behind a manual approval (a GitHub Actions job with a "
         "protected `environment: production`, a GitLab `when: manual` job, or a Jenkins `input`)",
     )
+
+
+def _manual(job: dict[Any, Any]) -> bool:
+    """A GitLab job that runs only when someone starts it: ``when: manual``, or rules that each
+    make it manual or leave it out."""
+    if job.get("when") == "manual":
+        return True
+    rules = job.get("rules")
+    whens = [r.get("when") for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+    return "manual" in whens and all(w in ("manual", "never") for w in whens)
 
 
 @predicate()

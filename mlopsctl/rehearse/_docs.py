@@ -7,6 +7,7 @@ from __future__ import annotations
 def rehearse_md() -> str:
     from mlopsctl.rehearse import (
         batch,
+        ci,
         compose,
         load,
         objectstore,
@@ -57,6 +58,17 @@ def rehearse_md() -> str:
             "- for a Spark project, the S3A connector"
             f" ({', '.join(batch.CONNECTOR_JARS)}) from the sdist of",
             f"  `{batch.CONNECTOR_PACKAGE}`, and Java 17 (`openjdk-17-jre-headless`).",
+            "",
+            "Its `ci` component runs the project's CI (GitHub workflows, `.gitlab-ci.yml`, the",
+            "Jenkinsfile): every job in order, in a fresh clone, with git and the Python of",
+            "`python_env.yaml`; mlopsctl is installed by `ci/install-mlopsctl.sh` from a wheel it",
+            "builds of the running mlopsctl's sources. `apt-get install` steps pass when the",
+            "packages are installed here; steps that run "
+            + ", ".join(f"`{c}`" for c in ci.NEEDS_COMMANDS)
+            + " (a container",
+            "engine, a cluster, a cloud login) or read a CI setting it has no stand-in for are",
+            "not run but checked offline (the paths they name, the images they pull, the",
+            "manifests they apply).",
             "",
         ]
     )

@@ -47,6 +47,7 @@ class ComponentSpec:
 def _components() -> list[ComponentSpec]:
     from mlopsctl.rehearse import (
         batch,
+        ci,
         compose,
         entrypoints,
         load,
@@ -84,6 +85,7 @@ def _components() -> list[ComponentSpec]:
             applies=pipeline.applies,
         ),
         ComponentSpec("batch", batch.rehearse_batch, needs=("entrypoints",), applies=batch.applies),
+        ComponentSpec("ci", ci.rehearse_ci, applies=ci.applies),
     ]
 
 
