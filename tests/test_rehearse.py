@@ -240,7 +240,7 @@ def test_rehearse_reports_each_handoff_and_exits_1_on_a_failed_one(
             )
         ],
     )
-    monkeypatch.setattr("mlopsctl.rehearse.rehearse", lambda directory, keep, measure: report)
+    monkeypatch.setattr("mlopsctl.rehearse.rehearse", lambda directory, **options: report)
     result = CliRunner().invoke(app, ["rehearse", str(project)])
     assert result.exit_code == code, result.output
     mark = "pass" if passed else "FAIL"
@@ -254,7 +254,8 @@ def test_rehearse_reports_each_handoff_and_exits_1_on_a_failed_one(
 @pytest.fixture(scope="module")
 def rehearsal(project: Path) -> Iterator[tuple[Stage, Rehearsal]]:
     with session(project) as stage:
-        yield stage, run_components(stage)
+        # The CI's jobs of this project: tests/test_rehearse_ci.py (the longest component).
+        yield stage, run_components(stage, skip=("ci",))
 
 
 def _handoff(report: Rehearsal, component: str, name: str) -> Handoff:
@@ -594,3 +595,54 @@ def test_the_serving_runtime_is_started_with_the_manifests_command_and_local_por
     assert (
         "MLSERVER_HTTP_PORT 8080 -> " in checked and "MLSERVER_HOST 0.0.0.0 -> 127.0.0.1" in checked
     )
+
+
+def test_rehearse_help_names_every_component_in_order() -> None:
+    from mlopsctl.rehearse.runner import component_names
+
+    text = " ".join(
+        CliRunner().invoke(app, ["rehearse", "--help"], terminal_width=400).output.split()
+    )
+    assert "Components: " + ", ".join(component_names()) + "." in text
+
+
+@pytest.mark.parametrize("option", ["--only", "--skip"])
+def test_rehearse_an_unknown_component_exits_2_naming_the_components(
+    tmp_path: Path, option: str
+) -> None:
+    project = tmp_path / NAME
+    generate(make_requirements(project_name=NAME), project)
+    result = CliRunner().invoke(app, ["rehearse", str(project), option, "servign"])
+    assert result.exit_code == 2, result.output
+    assert f"{option}: no component servign" in result.output
+    assert "tracking-server, compose, entrypoints, serving" in result.output
+
+
+def test_a_skipped_component_is_not_run_and_what_needs_it_is_not_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlopsctl.rehearse import runner
+
+    ran: list[str] = []
+
+    def component(name: str) -> runner.Component:
+        def run(stage: Stage) -> None:
+            ran.append(name)
+            stage.check("ran", True, name)
+
+        return run
+
+    specs = [
+        runner.ComponentSpec("tracking-server", component("tracking-server")),
+        runner.ComponentSpec("entrypoints", component("entrypoints"), needs=("tracking-server",)),
+        runner.ComponentSpec("ci", component("ci")),
+    ]
+    monkeypatch.setattr(runner, "_components", lambda: specs)
+    stage = Stage(tmp_path, tmp_path, tmp_path, None, Rehearsal(tmp_path), {})  # type: ignore[arg-type]
+    report = run_components(stage, skip=("tracking-server",))
+    assert ran == ["ci"]
+    assert [(h.component, h.passed) for h in report.handoffs] == [
+        ("entrypoints", None),
+        ("ci", True),
+    ]
+    assert "not reached: tracking-server" in report.handoffs[0].detail

@@ -38,6 +38,25 @@ def rehearse_cli(
         bool,
         typer.Option("--keep", help="Keep the rehearsal's directory (logs, pods' volumes)."),
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="COMPONENT",
+            help="Run only this component (repeatable); the components it needs that are left "
+            "out are reported as not reached. Components: tracking-server, compose, "
+            "entrypoints, serving, load, monitoring, pipeline, batch, ci.",
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip",
+            metavar="COMPONENT",
+            help="Leave this component out (repeatable), e.g. --skip ci: running every CI job "
+            "in a fresh clone takes the longest.",
+        ),
+    ] = None,
     measure: Annotated[
         bool,
         typer.Option(
@@ -53,7 +72,13 @@ def rehearse_cli(
     with errors_to_exit_codes():
         from mlopsctl.rehearse import rehearse
 
-        report = rehearse(directory, keep=keep, measure=measure)
+        report = rehearse(
+            directory,
+            only=tuple(only or ()),
+            skip=tuple(skip or ()),
+            keep=keep,
+            measure=measure,
+        )
         _print(report)
         raise typer.Exit(0 if report.passed else 1)
 

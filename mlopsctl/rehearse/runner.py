@@ -149,15 +149,38 @@ def session(project: Path, *, keep: bool = False, cache: Path | None = None) -> 
         network.close()
 
 
-def run_components(stage: Stage, only: tuple[str, ...] = ()) -> Rehearsal:
-    """Run every component that applies to the stage's project (or those named in ``only``)."""
+def component_names() -> tuple[str, ...]:
+    """Every component, in the order a rehearsal runs them."""
+    return tuple(spec.name for spec in _components())
+
+
+def _known(names: tuple[str, ...], option: str) -> None:
+    known = component_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from mlopsctl.errors import UsageError
+
+        raise UsageError(
+            f"{option}: no component {', '.join(unknown)}",
+            hint=f"the components are {', '.join(known)}",
+        )
+
+
+def run_components(
+    stage: Stage, only: tuple[str, ...] = (), skip: tuple[str, ...] = ()
+) -> Rehearsal:
+    """Run every component that applies to the stage's project (or those named in ``only``),
+    but those named in ``skip``."""
+    _known(only, "--only")
+    _known(skip, "--skip")
     report = stage.report
     specs = _components()
     # A need on a component that does not apply to this project (the Kubernetes tracking server
-    # of a compose project) is no need; one left out by ``only`` is, and is reported unmet.
+    # of a compose project) is no need; one left out by ``only`` or ``skip`` is, and is
+    # reported unmet.
     inapplicable = {s.name for s in specs if not s.applies(stage)}
     for spec in specs:
-        if (only and spec.name not in only) or not spec.applies(stage):
+        if (only and spec.name not in only) or spec.name in skip or not spec.applies(stage):
             continue
         stage.component = spec.name
         missing = [
@@ -177,14 +200,17 @@ def rehearse(
     project: Path,
     *,
     only: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
     keep: bool = False,
     cache: Path | None = None,
     measure: bool = False,
 ) -> Rehearsal:
     """Rehearse ``project``: every component that applies, services stopped at the end. With
     ``measure``, the capacity the load test measured is written into the project."""
+    _known(only, "--only")
+    _known(skip, "--skip")
     with session(project, keep=keep, cache=cache) as stage:
-        report = run_components(stage, only)
+        report = run_components(stage, only, skip)
         if measure:
             from mlopsctl.rehearse import load
 
