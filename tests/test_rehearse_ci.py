@@ -384,7 +384,7 @@ def _by_name(handoffs: list[Handoff]) -> dict[str, Handoff]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("rehearse")
+@pytest.mark.xdist_group("rehearse-b")
 def test_github_workflow_runs_every_step(github: list[Handoff]) -> None:
     assert all(h.passed for h in github), _failures(github)
     steps = _by_name(github)
@@ -404,7 +404,7 @@ def test_github_workflow_runs_every_step(github: list[Handoff]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("rehearse")
+@pytest.mark.xdist_group("rehearse-b")
 def test_gitlab_pipeline_runs_every_job(gitlab: list[Handoff]) -> None:
     assert all(h.passed for h in gitlab), _failures(gitlab)
     steps = _by_name(gitlab)
@@ -416,7 +416,7 @@ def test_gitlab_pipeline_runs_every_job(gitlab: list[Handoff]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("rehearse")
+@pytest.mark.xdist_group("rehearse-b")
 def test_jenkins_pipeline_runs_every_stage(jenkins: list[Handoff]) -> None:
     assert all(h.passed for h in jenkins), _failures(jenkins)
     steps = _by_name(jenkins)

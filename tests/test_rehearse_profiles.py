@@ -118,7 +118,7 @@ def _applicable(stage: Stage) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("rehearse")
+@pytest.mark.xdist_group("rehearse-b")
 def test_every_component_that_applies_passes(rehearsed: tuple[str, Stage, Rehearsal]) -> None:
     profile, stage, report = rehearsed
     applicable = [name for name in _applicable(stage) if name != "ci"]
@@ -128,7 +128,7 @@ def test_every_component_that_applies_passes(rehearsed: tuple[str, Stage, Rehear
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("rehearse")
+@pytest.mark.xdist_group("rehearse-b")
 def test_a_tracking_server_and_the_entry_points_are_rehearsed(
     rehearsed: tuple[str, Stage, Rehearsal],
 ) -> None:
