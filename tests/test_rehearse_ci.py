@@ -548,3 +548,21 @@ def test_runner_checks_offline_what_needs_a_registry_or_a_cluster(
     assert "needs the CI secret KUBECONFIG" in apply.checked
     assert "a Kubernetes cluster" in apply.checked
     assert "k8s/missing/: no such file or directory" in apply.detail
+
+
+@pytest.mark.parametrize(
+    ("script", "needs"),
+    [
+        ("make publish", True),
+        ("make test && make publish", True),
+        ("python src/publish.py --alias champion --apply", True),
+        ("make publisher", False),
+        ("make test", False),
+    ],
+)
+def test_publishing_needs_the_production_registry_and_is_not_run_here(
+    script: str, needs: bool
+) -> None:
+    from mlopsctl.rehearse.ci import needs_of
+
+    assert any("production model registry" in n for n in needs_of(script)) is needs

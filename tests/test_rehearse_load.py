@@ -321,7 +321,7 @@ def test_rehearse_measure_says_what_it_writes(
     seen: dict[str, bool] = {}
     written = "wrote `measured` in demo/mlopsctl.yaml and the load report demo/docs/load-test.json"
 
-    def fake(directory: Path, keep: bool, measure: bool) -> Rehearsal:
+    def fake(directory: Path, *, measure: bool, **options: object) -> Rehearsal:
         seen["measure"] = measure
         return Rehearsal(directory, [Handoff("load", "recorded", True, written)])
 

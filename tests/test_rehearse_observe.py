@@ -412,14 +412,16 @@ def test_the_serving_queries_answer_from_mlserver_series(
     checked = _handoff(report, "every query of monitoring/grafana-dashboard.json returns series")
     assert f"{observe.TRAFFIC}x 200" in checked.checked  # the predictions were served
     prometheus: observe.Prometheus = stage.shared["prometheus"]  # the one running now
-    observe._traffic(stage, stage.shared["serving"])
     queries = dict(observe.dashboard_queries(stage.project / observe.DASHBOARD))
     values: dict[str, float | None] = {}
 
     def answered() -> bool:
+        # rate() needs two scrapes that saw the counter grow: traffic between each look.
+        observe._traffic(stage, stage.shared["serving"])
         for what in ("Throughput (requests/s) / requests/s", "Error rate / 5xx / all"):
             values[what] = prometheus.value(queries[what])
-        return all(v is not None for v in values.values())
+        throughput = values["Throughput (requests/s) / requests/s"]
+        return all(v is not None for v in values.values()) and (throughput or 0) > 0
 
     assert observe._wait(answered), values
     assert (values["Throughput (requests/s) / requests/s"] or 0) > 0

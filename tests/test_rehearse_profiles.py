@@ -41,7 +41,6 @@ PROFILES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
             "project_name=fraud-detection",
             "description=Scores card transactions for fraud",
             "governance_level=production",
-            "framework=xgboost",
             "scale_requirements.rps=500",
             "scale_requirements.latency_ms=150",
         ],

@@ -71,6 +71,16 @@ NEEDS_COMMANDS = {
     "az": "a cloud login (az)",
 }
 _COMMAND = re.compile(r"(?:^|[\s;&|(`])(" + "|".join(NEEDS_COMMANDS) + r")(?=\s|$)")
+# The project's own commands that reach production services: publishing copies the registered
+# champion from the production registry to the serving store and patches the cluster.
+NEEDS_PROJECT = {
+    "make publish": "the production model registry and serving store (src/publish.py)",
+    "make deploy": "a Kubernetes cluster and the production registry (make deploy)",
+    "src/publish.py": "the production model registry and serving store (src/publish.py)",
+}
+_PROJECT = re.compile(
+    r"(?:^|[\s;&|(`])(" + "|".join(re.escape(c) for c in NEEDS_PROJECT) + r")(?=[\s;&|)`]|$)"
+)
 
 # CI settings (repository variables, secrets) that point at production, and what the rehearsal
 # uses instead: a value, or None to leave them unset (the project treats them as optional).
@@ -844,6 +854,10 @@ def needs_of(script: str) -> list[str]:
         code = line.split("#", 1)[0] if line.lstrip().startswith("#") else line
         for match in _COMMAND.finditer(code):
             what = NEEDS_COMMANDS[match.group(1)]
+            if what not in found:
+                found.append(what)
+        for match in _PROJECT.finditer(code):
+            what = NEEDS_PROJECT[match.group(1)]
             if what not in found:
                 found.append(what)
     return found
