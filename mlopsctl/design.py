@@ -87,6 +87,9 @@ class Thresholds(_Frozen):
     latency_alert_for_minutes: int
     error_rate_alert: float
     error_rate_page: float
+    # Requests per second one serving replica may serve before the saturation alert fires;
+    # None without a measured capacity (``Requirements.measured``): no saturation alert then.
+    saturation_rps_per_replica: float | None = None
 
 
 class Sizing(_Frozen):

@@ -9,6 +9,7 @@ notification channels are those of the alert rules (ALR*), thresholds those of t
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,15 @@ DEFAULT_RECEIVER = RECEIVERS["ticket"]
 # The ticket receiver's webhook: a Service bridging to the team's ticket system.
 TICKET_WEBHOOK = "http://team-ticket-webhook.monitoring.svc.cluster.local:8080/alerts"
 RATE_WINDOW = "5m"
+# Each replica is one scrape target: Prometheus gives every series of a target its ``instance``
+# label (the pod's address under pod discovery), so a rate summed by it is one replica's.
+REPLICA_LABEL = "instance"
+# The saturation alert waits this many replica start-ups (``sizing.startup_seconds``), and at
+# least SATURATION_FOR_MIN_MINUTES: time for the autoscaler to add replicas and for them to start.
+SATURATION_FOR_STARTUPS = 2
+SATURATION_FOR_MIN_MINUTES = 10
+# Two replicas of the promtool unit tests' input series (their ``instance``).
+TEST_REPLICAS = ("10.0.0.11:8082", "10.0.0.12:8082")
 
 
 @lru_cache(maxsize=1)
@@ -141,12 +151,19 @@ def _serving_metrics(project: str, framework: str, kserve: bool) -> dict[str, An
         series["requests"] = f"{requests}{{{_matchers(series_labels)}, "
         series["ok"] = f"{example['ok']}}}"
         series["error"] = f"{example['error']}}}"
+    counted = requests or (f"{latency}_count" if latency else None)
+    if counted:
+        # One request series per replica, as each replica's scrape labels it.
+        replica = REPLICA_LABEL + '="{}"'
+        series["replica_requests"] = [
+            f"{counted}{{{_matchers(series_labels, replica.format(pod))}}}" for pod in TEST_REPLICAS
+        ]
     return {
         "runtime": facts,
         "pods": pods,
         "selector": selector,
         "latency": latency,
-        "requests": requests or (f"{latency}_count" if latency else None),
+        "requests": counted,
         "errors_selector": _matchers(selector, str(errors)) if requests and errors else None,
         "scale": f" * {scale:g}",
         "up": f"sum({REPLICAS_AVAILABLE}{{{pods}}})",
@@ -168,6 +185,12 @@ def queries(project: str, kserve: bool, *, framework: str) -> dict[str, str]:
     if m["requests"]:
         total = f"sum(rate({m['requests']}{{{m['selector']}}}[{RATE_WINDOW}]))"
         out["requests_per_second"] = total
+        # The busiest replica's request rate (a canary or an uneven balancer leaves one replica
+        # saturated while the mean looks healthy).
+        out["busiest_replica_rps"] = (
+            f"max(sum by ({REPLICA_LABEL}) (rate({m['requests']}{{{m['selector']}}}"
+            f"[{RATE_WINDOW}])))"
+        )
         if m["errors_selector"]:
             # No failed request yet is no series: 0 errors per second, not no answer.
             errors = f"sum(rate({m['requests']}{{{m['errors_selector']}}}[{RATE_WINDOW}]))"
@@ -198,6 +221,7 @@ _ALERTS = (
     ("data-drift", "ModelFeatureDrift", "model", "drift"),
     ("drift-retrain", "ModelDriftRetrainingNeeded", "model", "drift"),
     ("retraining-failed", "ModelRetrainingFailed", "model", "retraining-failure"),
+    ("replica-saturation", "ModelReplicaSaturation", "serving", "high-latency"),
 )
 
 
@@ -261,7 +285,57 @@ def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, 
             "for": "5m",
             "summary": f"Error rate above {t.error_rate_page}",
         }
+    saturation = saturation_contract(design, q)
+    if saturation is not None:
+        specs["replica-saturation"] = {
+            "expr": f"{q['busiest_replica_rps']} > {saturation['threshold']:g}",
+            "for": saturation["for"],
+            "summary": f"A replica of {project} serves more than {saturation['threshold']:g} "
+            f"requests/s, {saturation['fraction']:.0%} of its measured capacity",
+            "description": saturation["description"],
+        }
     return specs
+
+
+def saturation_contract(design: StackDesign, q: dict[str, str]) -> dict[str, Any] | None:
+    """The saturation alert's facts, or None where there is none: no measured capacity (the
+    threshold is None), or no request counter the runtime exports, or no watched endpoint."""
+    from mlopsctl.rules.sizing import SATURATION_FRACTION
+
+    threshold = design.thresholds.saturation_rps_per_replica
+    measured = design.requirements.measured
+    if threshold is None or measured is None or "busiest_replica_rps" not in q:
+        return None
+    if not serving_watched(design):
+        return None
+    sizing = design.sizing
+    minutes = max(
+        SATURATION_FOR_MIN_MINUTES,
+        SATURATION_FOR_STARTUPS * math.ceil(sizing.startup_seconds / 60),
+    )
+    description = (
+        f"One replica sustained {measured.rps_per_replica:g} requests/s with p95 "
+        f"{measured.p95_ms:g} ms within the {measured.latency_target_ms:g} ms SLA "
+        f"({measured.summary()}; {measured.runtime}, {measured.tool}, {measured.machine}). "
+        f"Replicas are sized for {sizing.target_utilization:.0%} of that; the busiest one has "
+        f"served more than {SATURATION_FRACTION:.0%} of it ({threshold:g} requests/s) for "
+        f"{minutes} minutes: the autoscaler cannot add replicas (at most {sizing.max_replicas}) "
+        "or the traffic outgrew the measurement. Measure again after a model or runtime change "
+        "(mlopsctl rehearse --measure)."
+    )
+    return {
+        "threshold": threshold,
+        "fraction": SATURATION_FRACTION,
+        "capacity": measured.rps_per_replica,
+        "measured": measured.summary(),
+        "for": f"{minutes}m",
+        "for_minutes": minutes,
+        "description": description,
+        # promtool input: per-minute increments of each replica's request counter.
+        "per_minute_low": math.floor(threshold * 60 * 0.6),
+        "per_minute_high": math.ceil(threshold * 60 * 1.25),
+        "per_minute_idle": math.floor(threshold * 60 * 0.25),
+    }
 
 
 def alerts(design: StackDesign, q: dict[str, str]) -> list[dict[str, str]]:
@@ -320,6 +394,7 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
         "pushgateway": PUSHGATEWAY_URL,
         "queries": q,
         "alerts": alerts(design, q),
+        "saturation": saturation_contract(design, q),
         "groups": {"serving": names["alert_group_serving"], "model": names["alert_group_model"]},
         "routes": routes(),
         "receivers": dict(RECEIVERS),

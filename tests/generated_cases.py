@@ -80,6 +80,25 @@ CASES: dict[str, Case] = {
         {"kubernetes": False, "framework": "huggingface", "governance_level": "production"}, "T3"
     ),
     "tensorflow-maturity-zero": Case({"framework": "tensorflow", "maturity_level": 0}),
+    # A replica's capacity measured under load (mlopsctl rehearse --measure): the saturation
+    # alert, its unit tests and the dashboard's capacity line.
+    "production-measured": Case(
+        {
+            "governance_level": "production",
+            "measured": {
+                "rps_per_replica": 180.0,
+                "p95_ms": 41.0,
+                "latency_target_ms": 200.0,
+                "concurrency": 8,
+                "cpu_cores": 1.0,
+                "measured_on": "2026-12-02",
+                "machine": "Example CPU (2 CPUs)",
+                "runtime": "mlserver 1.7.1",
+                "tool": "locust 2.47.0",
+            },
+        },
+        "T2",
+    ),
     # Stack variants: choices the catalog makes for other requirements.
     "variant-deployment-serving-production": Case(
         {"governance_level": "production", "framework": "custom"}, "T2", {"serving": "mlserver"}

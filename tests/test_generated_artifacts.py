@@ -273,6 +273,10 @@ def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
         if runtime["requests"] and runtime["errors"]:
             # ALR001: error-rate-critical is a P1 that pages (notify: page).
             expected |= {"ModelErrorRateHigh": "P1", "ModelErrorRateCritical": "P1"}
+        if design.thresholds.saturation_rps_per_replica is not None and (
+            runtime["requests"] or runtime["latency"]
+        ):
+            expected["ModelReplicaSaturation"] = "P2"  # ALR004, from the measured capacity
     assert {n: r["labels"]["severity"] for n, r in by_name.items()} == expected
     notify = {
         "ModelServingDown": "page",
@@ -282,6 +286,7 @@ def test_alerts_carry_priorities_and_runbooks(projects: Any, case: str) -> None:
         "ModelFeatureDrift": "chat",
         "ModelDriftRetrainingNeeded": "chat",
         "ModelRetrainingFailed": "ticket",
+        "ModelReplicaSaturation": "chat",
     }
     assert all(r["labels"]["notify"] == notify[r["alert"]] for r in rules)
     for rule in rules:
@@ -330,6 +335,16 @@ def test_thresholds_are_the_same_numbers_everywhere(projects: Any, case: str) ->
     if "ModelErrorRateHigh" in rules:  # where the runtime counts failed requests
         assert rules["ModelErrorRateHigh"]["expr"].endswith(f"> {t.error_rate_alert}")
         assert rules["ModelErrorRateCritical"]["expr"].endswith(f"> {t.error_rate_page}")
+    if "ModelReplicaSaturation" in rules:  # where a capacity was measured
+        assert t.saturation_rps_per_replica is not None
+        expr = rules["ModelReplicaSaturation"]["expr"]
+        assert expr.endswith(f"> {t.saturation_rps_per_replica:g}")
+    else:
+        assert (
+            t.saturation_rps_per_replica is None
+            or not design.components.online
+            or not (design.components.kubernetes)
+        )
 
 
 # --- Grafana -------------------------------------------------------------------------------------

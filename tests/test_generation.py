@@ -220,7 +220,8 @@ def test_decisions_doc_shows_what_assess_shows(tmp_path: Path) -> None:
     for alert in design.alerts:
         assert f"| {alert.name} | {alert.priority} | {alert.notify} |" in doc
     for key, value in design.thresholds.model_dump().items():
-        assert f"| {key} | {value} |" in doc
+        shown = "none: not measured (see Sizing assumptions)" if value is None else value
+        assert f"| {key} | {shown} |" in doc
     for item in design.governance:
         assert f"- {item}\n" in doc
     for line in design.sizing.assumptions:

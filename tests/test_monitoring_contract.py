@@ -231,3 +231,116 @@ def test_serving_down_is_tested_where_its_metric_exists(project: Project) -> Non
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- the saturation alert: from a measured capacity, where a request counter exists ---------
+
+MEASURED: dict[str, Any] = {
+    "rps_per_replica": 180.0,
+    "p95_ms": 41.0,
+    "latency_target_ms": 200.0,
+    "concurrency": 8,
+    "cpu_cores": 1.0,
+    "measured_on": "2026-12-02",
+    "machine": "Example CPU (2 CPUs)",
+    "runtime": "mlserver 1.7.1",
+    "tool": "locust 2.47.0",
+}
+
+
+def _promtool(dest: Path) -> None:
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is required (Debian package prometheus)")
+    for args in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"]):
+        proc = subprocess.run(
+            ["promtool", *args],
+            cwd=dest / "monitoring",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"framework": "sklearn"},
+        {"framework": "custom", "governance_level": "production"},
+        {"framework": "tensorflow"},
+        {"framework": "pytorch"},
+        {"framework": "xgboost"},
+        {"framework": "onnx"},
+    ],
+    ids=lambda a: a["framework"],
+)
+def test_a_measured_capacity_gives_a_saturation_alert_where_requests_are_counted(
+    tmp_path: Path, answers: dict[str, Any]
+) -> None:
+    """The busiest replica's request rate against 80 % of the measured capacity, on the request
+    counter the runtime exports; no alert where it exports none. promtool passes the rules and
+    the unit tests of the alert firing (one replica past the threshold while the mean is below
+    it) and staying silent (each replica below it while their sum is above)."""
+    design = evaluate(make_requirements(measured=MEASURED, **answers))
+    assert design.thresholds.saturation_rps_per_replica == 144.0
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    rules = _rules(dest)
+    facts = monitoring.runtime_metrics(design.requirements.framework, design.components.kserve)
+    counted = facts["requests"] or (f"{facts['latency']}_count" if facts["latency"] else None)
+    assert ("ModelReplicaSaturation" in rules) == bool(counted)
+    tests = (dest / "monitoring" / "alerts.test.yaml").read_text()
+    if counted:
+        rule = rules["ModelReplicaSaturation"]
+        assert rule["expr"].startswith(f"max(sum by (instance) (rate({counted}{{")
+        assert rule["expr"].endswith(" > 144")
+        assert (
+            "measured 2026-12-02 on 1 core: 180 rps at p95 41 ms"
+            in (rule["annotations"]["description"])
+        )
+        assert (rule["labels"]["severity"], rule["labels"]["notify"]) == ("P2", "chat")
+        assert tests.count("alertname: ModelReplicaSaturation") == 3
+        dashboard = json.loads((dest / "monitoring" / "grafana-dashboard.json").read_text())
+        (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Busiest replica")]
+        assert panel["targets"][0]["expr"] == rule["expr"].removesuffix(" > 144")
+        defaults = panel["fieldConfig"]["defaults"]
+        assert [s["value"] for s in defaults["thresholds"]["steps"]] == [0, 144.0, 180.0]
+        assert defaults["custom"]["thresholdsStyle"]["mode"] == "line"
+    else:
+        assert "ModelReplicaSaturation" not in tests
+        runbook = (dest / "docs" / "runbooks" / "high-latency.md").read_text()
+        assert "No saturation alert: Prometheus scrapes no request counter" in runbook
+    _promtool(dest)
+
+
+def test_without_a_measurement_there_is_no_saturation_alert_and_the_docs_say_why(
+    tmp_path: Path,
+) -> None:
+    design = evaluate(make_requirements())
+    assert design.thresholds.saturation_rps_per_replica is None
+    assert "replica-saturation" not in {a.name for a in design.alerts}
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    assert "ModelReplicaSaturation" not in _rules(dest)
+    decisions = (dest / "docs" / "decisions.md").read_text()
+    assert "| saturation_rps_per_replica | none: not measured (see Sizing assumptions) |" in (
+        decisions
+    )
+    assert "no saturation alert while the capacity of one replica is assumed" in decisions
+    dashboard = json.loads((dest / "monitoring" / "grafana-dashboard.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Busiest replica")]
+    assert [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [0]
+
+
+def test_a_measurement_without_a_watched_endpoint_gives_no_saturation_alert(
+    tmp_path: Path,
+) -> None:
+    """Without Kubernetes nothing scrapes the endpoint: the alert would read series that never
+    exist, as the other serving alerts would."""
+    design = evaluate(make_requirements(kubernetes=False, measured=MEASURED))
+    assert design.thresholds.saturation_rps_per_replica == 144.0
+    assert monitoring.monitoring_contract(design)["saturation"] is None
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    assert "ModelReplicaSaturation" not in _rules(dest)
+    _promtool(dest)

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -71,7 +72,12 @@ def test_a_measured_capacity_replaces_the_assumed_one_and_says_so() -> None:
     assert assumed.sizing.per_replica_rps == 100
     assert measured.sizing.per_replica_rps == 180
     assert measured.sizing.max_replicas == math.ceil(1000 / (180 * TARGET_UTILIZATION)) == 8
-    assert measured.sizing.scale_target_concurrency == math.floor(180 * 0.7 * 0.2) == 25
+    # 70 % of the requests in flight the load test sustained, not Little's law over the SLA:
+    # floor(180 x 0.7 x 0.2) = 25 in flight would let a replica that saturates at 8 queue
+    # three times that before the autoscaler adds one.
+    assert measured.sizing.scale_target_concurrency == math.floor(8 * TARGET_UTILIZATION) == 5
+    assert "measured concurrency" in decision(measured, "sizing.scale_target_concurrency").formula
+    assert assumed.sizing.scale_target_concurrency == math.floor(100 * 0.7 * 0.2) == 14
     formula = decision(measured, "sizing.per_replica_rps").formula
     assert formula.startswith("measured 2026-12-02 on 2 cores: 180 rps at p95 41 ms")
     assert "mlserver 1.7.1" in formula and "locust 2.47.0" in formula
@@ -182,7 +188,7 @@ def test_update_sizes_replicas_and_concurrency_from_the_measurement(tmp_path: Pa
     result = run_update(dest)
     assert result.exit_code == 0, result.output
     after = yaml.safe_load(isvc.read_text())["spec"]["predictor"]
-    assert (after["maxReplicas"], after["scaleTarget"]) == (8, 25)
+    assert (after["maxReplicas"], after["scaleTarget"]) == (8, 5)
     assert "per_replica_rps" in result.output  # the decision change is shown
     decisions = (dest / "docs/decisions.md").read_text()
     assert "measured 2026-12-02 on 2 cores: 180 rps at p95 41 ms" in decisions
@@ -192,6 +198,63 @@ def test_update_sizes_replicas_and_concurrency_from_the_measurement(tmp_path: Pa
     commit(dest, "size from the measurement")
     validated = CliRunner().invoke(app, ["validate", str(dest), "--select", "MLV401"])
     assert validated.exit_code == 0, validated.output  # the tree is what the answers generate
+
+
+def _saturation_rule(dest: Path) -> dict[str, Any] | None:
+    doc = yaml.safe_load((dest / "monitoring/alerts.yaml").read_text())
+    rules = {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    return rules.get("ModelReplicaSaturation")
+
+
+def _promtool_passes(dest: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required (Debian package prometheus)"
+    for args in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"]):
+        done = subprocess.run(
+            [promtool, *args], cwd=dest / "monitoring", capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_update_takes_the_saturation_threshold_from_the_measured_section(tmp_path: Path) -> None:
+    """No saturation alert while the capacity is assumed; ``update`` after a measurement adds
+    it at 80 % of the measured rps with the measurement in its description, and a hand-edited
+    measurement moves the threshold."""
+    dest = make_project(tmp_path / "demo", ["scale_requirements.rps=1000"])
+    assert _saturation_rule(dest) is None
+    assert (
+        "No saturation alert: the capacity of one replica"
+        in (dest / "docs/runbooks/high-latency.md").read_text()
+    )
+    write(dest / "mlopsctl.yaml", MeasuredCapacity.model_validate(MEASURED))
+    assert run_update(dest).exit_code == 0
+    rule = _saturation_rule(dest)
+    assert rule is not None
+    assert rule["expr"].endswith(" > 144")  # 0.8 x 180
+    assert (
+        "measured 2026-12-02 on 2 cores: 180 rps at p95 41 ms"
+        in (rule["annotations"]["description"])
+    )
+    assert rule["labels"]["severity"] == "P2" and rule["labels"]["notify"] == "chat"
+    assert (dest / rule["annotations"]["runbook_url"]).is_file()
+    _promtool_passes(dest)
+    commit(dest, "size from the measurement")
+
+    doc = yaml.safe_load((dest / "mlopsctl.yaml").read_text())
+    doc["measured"]["rps_per_replica"] = 250.0
+    doc["measured"]["measured_on"] = "2026-12-09"
+    (dest / "mlopsctl.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    commit(dest, "a staging load test")
+    assert run_update(dest).exit_code == 0
+    rule = _saturation_rule(dest)
+    assert rule is not None and rule["expr"].endswith(" > 200")  # 0.8 x 250
+    assert "measured 2026-12-09" in rule["annotations"]["description"]
+    assert "> 144" not in (dest / "monitoring/alerts.test.yaml").read_text()
+    dashboard = json.loads((dest / "monitoring/grafana-dashboard.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Busiest replica")]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [0, 200, 250]
+    _promtool_passes(dest)
 
 
 # ---- the load test's parts ---------------------------------------------------------------

@@ -296,10 +296,10 @@ def evaluate(
         rollout_steps = list(rollout_rule.then.rollout_steps)
     else:
         rollout_steps = list(DEFAULT_ROLLOUT_STEPS.get(stack.rollout, [100]))
-    sizing, sizing_decisions, latency_alert = derive_sizing(req, stack, rollout_steps)
+    sizing, sizing_decisions, derived_thresholds = derive_sizing(req, stack, rollout_steps)
     decisions.extend(sizing_decisions)
-    if "latency_p95_alert_ms" not in threshold_values:
-        threshold_values["latency_p95_alert_ms"] = latency_alert
+    for key, value in derived_thresholds.items():
+        threshold_values.setdefault(key, value)  # a rule's threshold wins over the formula's
     try:
         thresholds = Thresholds.model_validate(threshold_values)
     except ValidationError as exc:  # pydantic names each missing threshold

@@ -9,6 +9,10 @@ The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown
   record a load test of the real runtime (``measured``, written by ``mlopsctl rehearse
   --measure``): then the measured capacity is used and named as measured,
 - a 70 % target utilization, so a replica has headroom for bursts,
+- with a measurement, a saturation alert at 80 % of the measured capacity (``SATURATION_FRACTION``):
+  past the 70 % the replicas are sized for, the autoscaler is not keeping up; without one no
+  saturation alert, since a threshold from an assumed capacity would fire on a healthy service
+  or stay silent on a saturated one,
 - memory of twice the model size plus a runtime overhead, limits 1.5x the requests,
 - a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``).
 """
@@ -21,6 +25,7 @@ from typing import Any
 
 from mlopsctl.design import Decision, ReferenceOut, Sizing, Stack
 from mlopsctl.errors import CatalogError
+from mlopsctl.measured import MeasuredCapacity
 from mlopsctl.requirements import Requirements
 from mlopsctl.rules.model import SizingRule, load_sizing_rules
 
@@ -43,6 +48,10 @@ MEMORY_LIMIT_FACTOR = 1.5
 CPU_REQUEST_MILLI = {"classic": 500, "deep": 1000}
 CPU_LIMIT_FACTOR = 2
 LATENCY_ALERT_FACTOR = 1.5
+# The share of the measured capacity one replica may serve before the saturation alert fires:
+# above the target utilization the replicas are sized and autoscaled for, below the capacity at
+# which the p95 latency reaches the SLA.
+SATURATION_FRACTION = 0.8
 DEFAULT_CANARY_PERCENT = 10
 STARTUP_BASE_SECONDS = 30
 STARTUP_SECONDS_PER_GB = 60
@@ -68,7 +77,11 @@ def _rules() -> dict[str, SizingRule]:
 
 
 def _d(
-    number: str, choice: float | int | str | list[int], formula: str, *, kind: str = "sizing"
+    number: str,
+    choice: float | int | str | list[int] | None,
+    formula: str,
+    *,
+    kind: str = "sizing",
 ) -> Decision:
     """The decision on one number, by the sizing rule that decides it (``catalog/sizing/``):
     its id, rationale and sources, and the formula with this design's numbers."""
@@ -107,6 +120,17 @@ def assumptions(req: Requirements | None = None) -> list[str]:
         f"neural networks on CPU and {CAPACITY_RPS[('deep', True)]:g} rps on one GPU; measure "
         "your model and adjust",
         f"replicas run at {TARGET_UTILIZATION:.0%} of that capacity to absorb bursts",
+        (
+            f"a replica serving more than {SATURATION_FRACTION:.0%} of its measured capacity "
+            f"({measured.rps_per_replica * SATURATION_FRACTION:g} rps) raises the saturation "
+            "alert"
+            if measured is not None
+            else "no saturation alert while the capacity of one replica is assumed: a threshold "
+            "from an assumption would fire on a healthy service or stay silent on a saturated "
+            "one; a measurement (mlopsctl rehearse --measure, or a load test recorded in the "
+            "`measured` section of mlopsctl.yaml) followed by mlopsctl update adds it at "
+            f"{SATURATION_FRACTION:.0%} of the measured capacity"
+        ),
         f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
         f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
         f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
@@ -136,11 +160,12 @@ class _Numbers:
 
 def derive_sizing(
     req: Requirements, stack: Stack, rollout_steps: list[int]
-) -> tuple[Sizing, list[Decision], float]:
-    """Derive replicas, resources, rollout steps and the latency alert from the answers.
+) -> tuple[Sizing, list[Decision], dict[str, float]]:
+    """Derive replicas, resources, rollout steps and the alert thresholds that follow from
+    them: the p95 latency alert, and the saturation alert where a capacity was measured.
 
-    Returns the sizing, one decision per number with its formula, and the p95 latency alert
-    threshold in milliseconds.
+    Returns the sizing, one decision per number with its formula, and those thresholds (by
+    ``Thresholds`` field).
     """
     n = _Numbers()
     _throughput(req, stack, n)
@@ -154,6 +179,10 @@ def derive_sizing(
         f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
         kind="thresholds",
     )
+    thresholds = {"latency_p95_alert_ms": latency_alert}
+    saturation = _saturation(req.measured, n)
+    if saturation is not None:
+        thresholds["saturation_rps_per_replica"] = saturation
     n.set(
         "batch_schedule",
         "0 2 * * *" if stack.deployment_pattern in {"batch", "hybrid"} else "0 2 * * 0",
@@ -164,7 +193,31 @@ def derive_sizing(
         target_utilization=TARGET_UTILIZATION,
         assumptions=assumptions(req),
     )
-    return sizing, n.decisions, latency_alert
+    return sizing, n.decisions, thresholds
+
+
+def _saturation(measured: MeasuredCapacity | None, n: _Numbers) -> float | None:
+    """The per-replica request rate past which replicas are saturated: a share of the measured
+    capacity; None (no saturation alert) without a measurement (see the module's assumptions)."""
+    if measured is None:
+        n.set(
+            "saturation_rps_per_replica",
+            None,
+            "no measured capacity: no saturation alert (a threshold from the assumed capacity "
+            "would fire on a healthy service or stay silent on a saturated one); measure one "
+            "replica (mlopsctl rehearse --measure) and run mlopsctl update",
+            kind="thresholds",
+        )
+        return None
+    rps = measured.rps_per_replica
+    value: float = n.set(
+        "saturation_rps_per_replica",
+        round(rps * SATURATION_FRACTION, 3),
+        f"{SATURATION_FRACTION} x measured rps_per_replica = {SATURATION_FRACTION} x {rps:g} "
+        f"({measured.summary()})",
+        kind="thresholds",
+    )
+    return value
 
 
 def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
@@ -193,12 +246,25 @@ def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
         n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
 
     capacity = n.set("per_replica_rps", *_capacity(req, latency))
+    measured = req.measured
+    if measured is not None:
+        # The load test found the requests in flight at which one replica sustained its
+        # capacity within the SLA: the autoscaler aims below that, not at the SLA's bound.
+        n.set(
+            "scale_target_concurrency",
+            max(1, min(MAX_CONCURRENCY, math.floor(measured.concurrency * TARGET_UTILIZATION))),
+            f"max(1, min({MAX_CONCURRENCY}, floor(measured concurrency x {TARGET_UTILIZATION}))) "
+            f"= floor({measured.concurrency} x {TARGET_UTILIZATION}): {measured.concurrency} "
+            f"requests in flight sustained {measured.rps_per_replica:g} rps at p95 "
+            f"{measured.p95_ms:g} ms",
+        )
+        return
     n.set(
         "scale_target_concurrency",
         max(1, min(MAX_CONCURRENCY, math.floor(capacity * TARGET_UTILIZATION * latency / 1000.0))),
         f"max(1, min({MAX_CONCURRENCY}, floor(per_replica_rps x {TARGET_UTILIZATION} x "
         f"latency_target_ms / 1000))) = floor({capacity:g} x {TARGET_UTILIZATION} x "
-        f"{latency:g} / 1000)",
+        f"{latency:g} / 1000) (Little's law, every request taking the whole latency target)",
     )
 
 
