@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,18 @@ NAME = "observed"
 # MLServer as KServe v0.20's kserve-mlserver runtime ships it (versions.yaml: images.mlserver).
 MLSERVER = "1.7.1"
 _METRIC = re.compile(r"(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
+# A capacity as `rehearse --measure` records it: the saturation alert is generated and checked.
+MEASURED: dict[str, Any] = {
+    "rps_per_replica": 180.0,
+    "p95_ms": 41.0,
+    "latency_target_ms": 200.0,
+    "concurrency": 8,
+    "cpu_cores": 1.0,
+    "measured_on": "2026-12-02",
+    "machine": "Example CPU (2 CPUs)",
+    "runtime": "mlserver 1.7.1",
+    "tool": "locust 2.47.0",
+}
 _FUNCTIONS = {"rate", "sum", "by", "max", "min", "histogram_quantile", "vector"}
 
 
@@ -143,7 +155,9 @@ def test_alertmanager_configuration_loads_in_alertmanager_0_25(tmp_path: Path) -
 def test_amtool_routes_each_alert_to_the_receiver_of_its_decided_channel(
     tmp_path: Path, profile: str
 ) -> None:
-    root = _generated(tmp_path, PROFILES[profile])
+    # Measured, so that every alert of the table exists (the saturation alert needs it).
+    case = PROFILES[profile]
+    root = _generated(tmp_path, replace(case, answers={**case.answers, "measured": MEASURED}))
     decided = {
         a["name"]: a["notify"] for a in json.loads((root / observe.DESIGN).read_text())["alerts"]
     }
@@ -161,6 +175,44 @@ def test_amtool_routes_each_alert_to_the_receiver_of_its_decided_channel(
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == monitoring.RECEIVERS[decided[rule_name]], (alert, labels)
+
+
+@dataclass
+class _Checks:
+    """What the saturation check reads of a stage (the project's files) and what it records."""
+
+    project: Path
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def file(self, relative: str) -> Path:
+        return self.project / relative
+
+    def check(self, name: str, passed: bool, checked: str, detail: str = "") -> bool:
+        self.checks.append((name, passed, detail))
+        return passed
+
+
+def test_the_saturation_check_expects_the_alert_exactly_where_the_design_implies_it(
+    tmp_path: Path,
+) -> None:
+    """The recorded design implies the alert and its threshold (measured: 0.8 x 180 rps); an
+    alerts.yaml that lost the rule fails the check instead of skipping it."""
+    measured = _generated(tmp_path / "measured", Case({"measured": MEASURED}))
+    stage: Any = _Checks(measured)
+    expected = observe.saturation_expected(stage)
+    assert expected is not None and expected["threshold"] == 144.0
+    rules = observe.rules_of(measured / observe.ALERTS)
+    assert rules[observe.SATURATION_ALERT]["expr"].endswith(f" > {expected['threshold']:g}")
+    del rules[observe.SATURATION_ALERT]
+    observe._check_saturation(stage, None, rules, None)  # type: ignore[arg-type]
+    ((name, passed, detail),) = stage.checks
+    assert name.startswith(observe.SATURATION_ALERT) and passed is False
+    assert "implied by the design: True" in detail
+    assumed = _generated(tmp_path / "assumed")
+    stage = _Checks(assumed)
+    assert observe.saturation_expected(stage) is None
+    observe._check_saturation(stage, None, observe.rules_of(assumed / observe.ALERTS), None)  # type: ignore[arg-type]
+    assert stage.checks == []  # nothing measured: no saturation alert, nothing to check
 
 
 def _gateway(root: Path, env: dict[str, str]) -> str:
@@ -316,7 +368,7 @@ def _start_mlserver(stage: Stage) -> Endpoint:
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stage, Rehearsal]]:
     root = tmp_path_factory.mktemp("observe") / NAME
-    generate(make_requirements(project_name=NAME, framework="custom"), root)
+    generate(make_requirements(project_name=NAME, framework="custom", measured=MEASURED), root)
     with session(root) as stage:
         report = run_components(stage, only=("tracking-server", "entrypoints"))
         assert report.passed, _explain(report)
@@ -351,6 +403,7 @@ HANDOFFS = [
     "ModelRetrainingFailed stays inactive after a successful training run",
     "every query of monitoring/grafana-dashboard.json returns series",
     "serving alerts stay inactive while the runtime serves",
+    "ModelReplicaSaturation evaluates the runtime's request rate against the measured capacity",
     "drift on shifted data pushes its PSI to the Pushgateway config/monitoring.json names",
     "Prometheus scrapes the PSI pushed for shifted data",
     "drift alerts go pending when the pushed PSI exceeds the design's threshold",
@@ -423,7 +476,7 @@ def test_the_serving_queries_answer_from_mlserver_series(
         throughput = values["Throughput (requests/s) / requests/s"]
         return all(v is not None for v in values.values()) and (throughput or 0) > 0
 
-    assert observe._wait(answered), values
+    assert observe._wait(prometheus.service, answered), values
     assert (values["Throughput (requests/s) / requests/s"] or 0) > 0
     assert values["Error rate / 5xx / all"] == 0.0
 

@@ -8,8 +8,10 @@ Pushgateway and, when the rehearsal started one, the serving runtime (``stage.sh
 its ``metrics_url``) with the pod labels Kubernetes pod discovery gives its pods. Alertmanager
 loads exactly ``monitoring/alertmanager.yaml``. Then: every rule loads and is evaluated; the drift
 alerts stay inactive while the pushed PSI is below the design's threshold and go pending past it;
-every dashboard query returns series; ``amtool`` routes each alert's labels to the receiver of the
-channel the design decided; and a firing alert reaches Alertmanager.
+every dashboard query returns series; with a measured capacity, the saturation rule's busiest-
+replica rate answers from the runtime's series against the measured threshold; ``amtool`` routes
+each alert's labels to the receiver of the channel the design decided; and a firing alert
+reaches Alertmanager.
 
 A ``for:`` of 15 minutes cannot elapse in a rehearsal. Prometheus is restarted, as after a crash,
 with its data directory holding the pending alert's ``ALERTS_FOR_STATE`` series dated back past
@@ -25,6 +27,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -65,6 +68,7 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 DRIFT_ALERTS = ("ModelFeatureDrift", "ModelDriftRetrainingNeeded")
 FIRING_ALERT = "ModelFeatureDrift"
+SATURATION_ALERT = "ModelReplicaSaturation"
 
 
 def applies(stage: Stage) -> bool:
@@ -170,20 +174,24 @@ class Prometheus:
         return float(result[0]["value"][1]) if result else None
 
 
-def _wait(condition: Any, timeout: float = SETTLE_SECONDS) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait(
+    service: _proc.Service, condition: Callable[[], bool], timeout: float = SETTLE_SECONDS
+) -> bool:
+    """Poll ``condition`` until it holds, ``service`` (the process it asks) exits, or ``timeout``
+    seconds pass; an answer that does not hold what the condition reads yet (not JSON, a key
+    missing) is a no."""
+
+    def holds() -> bool:
         try:
-            if condition():
-                return True
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.5)
-    return False
+            return bool(condition())
+        except (ValueError, KeyError):
+            return False
+
+    return wait_for(service, holds, timeout)
 
 
 def _ready(service: _proc.Service, port: int) -> bool:
-    return wait_for(service, lambda: http_call(port, "/-/ready").status == 200, STARTUP_SECONDS)
+    return _wait(service, lambda: http_call(port, "/-/ready").status == 200, STARTUP_SECONDS)
 
 
 def _start_pushgateway(stage: Stage, binary: str) -> tuple[_proc.Service, int] | None:
@@ -413,7 +421,7 @@ def _drift_push(
         got = prometheus.value(expr)
         return got is not None and abs(got - want) <= 1e-9 * max(1.0, abs(want))
 
-    seen = _wait(scraped)
+    seen = _wait(prometheus.service, scraped)
     stage.check(
         f"Prometheus scrapes the PSI pushed for {label}",
         seen,
@@ -451,7 +459,7 @@ def _check_rules(stage: Stage, prometheus: Prometheus, rules: dict[str, dict[str
         f"missing: {missing}; loaded: {sorted(loaded)}",
     )
     start = time.time()
-    evaluated = _wait(lambda: _evaluated_after(prometheus, start))
+    evaluated = _wait(prometheus.service, lambda: _evaluated_after(prometheus, start))
     bad = {n: (r.get("health"), r.get("lastError")) for n, r in prometheus.rules().items()}
     stage.check(
         "every rule is evaluated without error",
@@ -496,7 +504,7 @@ def _check_dashboard(stage: Stage, prometheus: Prometheus, serving: Any, sent: s
         return not empty
 
     # rate() over the scrape needs two samples after the traffic.
-    answered_all = _wait(answered, timeout=SETTLE_SECONDS)
+    answered_all = _wait(prometheus.service, answered)
     runtime = "no serving runtime in this rehearsal" if serving is None else sent
     stage.check(
         "every query of monitoring/grafana-dashboard.json returns series",
@@ -513,13 +521,14 @@ def _check_drift_alerts(
     psi = float(report["max_psi"])
     limit = float(thresholds["psi_investigate"])
     moment = time.time()
-    _wait(lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
+    _wait(prometheus.service, lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
     if psi > limit:
         pending = _wait(
+            prometheus.service,
             lambda: (
                 _states(prometheus, ("ModelFeatureDrift",))["ModelFeatureDrift"]
                 in ("pending", "firing")
-            )
+            ),
         )
         states = _states(prometheus, DRIFT_ALERTS)
         retrain = psi > float(thresholds["psi_retrain"])
@@ -621,7 +630,7 @@ def _check_firing(
         )
 
     stage.shared["prometheus"] = restarted
-    arrived = _wait(received, timeout=SETTLE_SECONDS + 3 * RESTORE_EVALUATION)
+    arrived = _wait(restarted.service, received, SETTLE_SECONDS + 3 * RESTORE_EVALUATION)
     answer = http_call(alertmanager, "/api/v2/alerts")
     stage.check(
         f"{FIRING_ALERT} fires and reaches Alertmanager",
@@ -681,6 +690,7 @@ def rehearse_monitoring(stage: Stage) -> None:
     _check_dashboard(stage, prometheus, serving, sent)
     if serving is not None:
         _check_serving_alerts(stage, prometheus, rules, sent)
+        _check_saturation(stage, prometheus, rules, serving)
     shifted = _drift_push(stage, prometheus, pushgateway, shifted=True)
     if shifted is None:
         return
@@ -696,13 +706,76 @@ def _check_serving_alerts(
     active (ModelServingDown reads the runtime's `up`, which a missing scrape leaves absent)."""
     names = tuple(n for n, r in rules.items() if _group_of(n) == "serving")
     moment = time.time()
-    _wait(lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
+    _wait(prometheus.service, lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
     states = _states(prometheus, names)
     stage.check(
         "serving alerts stay inactive while the runtime serves",
         bool(names) and all(s == "inactive" for s in states.values()),
         f"{', '.join(names)} after {sent}",
         json.dumps(states),
+    )
+
+
+def saturation_expected(stage: Stage) -> dict[str, Any] | None:
+    """The saturation alert the recorded design implies (a measured capacity, a request counter
+    of the runtime, a watched endpoint), or None."""
+    from pydantic import ValidationError
+
+    from mlopsctl.design import StackDesign
+
+    path = stage.file(DESIGN)
+    try:
+        design = StackDesign.model_validate(_json(stage, DESIGN))
+    except ValidationError as exc:
+        raise ProjectError(
+            f"{path}: not a design of this mlopsctl ({exc.error_count()} errors)",
+            hint="regenerate it with `mlopsctl update`",
+        ) from None
+    found: dict[str, Any] | None = monitoring.monitoring_contract(design)["saturation"]
+    return found
+
+
+def _check_saturation(
+    stage: Stage, prometheus: Prometheus, rules: dict[str, dict[str, Any]], serving: Any
+) -> None:
+    """With a measured capacity, the saturation rule compares the busiest replica's request rate,
+    read from the runtime's own series, with the measured threshold; without one there is no such
+    rule (and nothing to check)."""
+    expected = saturation_expected(stage)
+    rule = rules.get(SATURATION_ALERT)
+    name = f"{SATURATION_ALERT} evaluates the runtime's request rate against the measured capacity"
+    if expected is None and rule is None:
+        return
+    if expected is None or rule is None:
+        stage.check(
+            name,
+            False,
+            f"{ALERTS} against {DESIGN}: the alert exists where a capacity was measured and the "
+            "runtime counts requests",
+            f"in {ALERTS}: {rule is not None}; implied by the design: {expected is not None}",
+        )
+        return
+    expr = str(rule.get("expr", ""))
+    busiest, _, threshold = expr.rpartition(" > ")
+    values: dict[str, Any] = {}
+
+    def evaluated() -> bool:
+        # rate() needs two scrapes that saw the counter grow: traffic between looks.
+        _traffic(stage, serving)
+        loaded = prometheus.rules().get(SATURATION_ALERT, {})
+        values.update(state=loaded.get("state"), health=loaded.get("health"))
+        values["busiest"] = prometheus.value(busiest) if busiest else None
+        return loaded.get("health") == "ok" and values["busiest"] is not None
+
+    seen = _wait(prometheus.service, evaluated)
+    want = f"{expected['threshold']:g}"
+    stage.check(
+        name,
+        seen and threshold == want and values.get("state") == "inactive",
+        f"`{busiest}` answers from the runtime's series; the rule's threshold {threshold} is "
+        f"{expected['fraction']:.0%} of the measured {expected['capacity']:g} rps "
+        f"({expected['measured']}), inactive at the rehearsal's traffic",
+        json.dumps(values | {"threshold": threshold, "expected": want}),
     )
 
 
@@ -728,9 +801,9 @@ def _check_retraining_push(stage: Stage, prometheus: Prometheus, pushgateway: in
     if not ok:
         return
     expr = monitoring.pushed_queries(model)["retraining_failed_max"]
-    seen = _wait(lambda: prometheus.value(expr) == 0.0)
+    seen = _wait(prometheus.service, lambda: prometheus.value(expr) == 0.0)
     moment = time.time()
-    _wait(lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
+    _wait(prometheus.service, lambda: _evaluated_after(prometheus, moment + INTERVAL_SECONDS))
     state = _states(prometheus, ("ModelRetrainingFailed",))
     stage.check(
         "ModelRetrainingFailed stays inactive after a successful training run",
