@@ -288,9 +288,9 @@ def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, 
     saturation = saturation_contract(design, q)
     if saturation is not None:
         specs["replica-saturation"] = {
-            "expr": f"{q['busiest_replica_rps']} > {saturation['threshold']:g}",
+            "expr": f"{q['busiest_replica_rps']} > {saturation['threshold']:.15g}",
             "for": saturation["for"],
-            "summary": f"A replica of {project} serves more than {saturation['threshold']:g} "
+            "summary": f"A replica of {project} serves more than {saturation['threshold']:.15g} "
             f"requests/s, {saturation['fraction']:.0%} of its measured capacity",
             "description": saturation["description"],
         }
@@ -314,11 +314,11 @@ def saturation_contract(design: StackDesign, q: dict[str, str]) -> dict[str, Any
         SATURATION_FOR_STARTUPS * math.ceil(sizing.startup_seconds / 60),
     )
     description = (
-        f"One replica sustained {measured.rps_per_replica:g} requests/s with p95 "
+        f"One replica sustained {measured.rps_per_replica:.15g} requests/s with p95 "
         f"{measured.p95_ms:g} ms within the {measured.latency_target_ms:g} ms SLA "
         f"({measured.summary()}; {measured.runtime}, {measured.tool}, {measured.machine}). "
         f"Replicas are sized for {sizing.target_utilization:.0%} of that; the busiest one has "
-        f"served more than {SATURATION_FRACTION:.0%} of it ({threshold:g} requests/s) for "
+        f"served more than {SATURATION_FRACTION:.0%} of it ({threshold:.15g} requests/s) for "
         f"{minutes} minutes: the autoscaler cannot add replicas (at most {sizing.max_replicas}) "
         "or the traffic outgrew the measurement. Measure again after a model or runtime change "
         "(mlopsctl rehearse --measure)."

@@ -338,7 +338,7 @@ def test_thresholds_are_the_same_numbers_everywhere(projects: Any, case: str) ->
     if "ModelReplicaSaturation" in rules:  # where a capacity was measured
         assert t.saturation_rps_per_replica is not None
         expr = rules["ModelReplicaSaturation"]["expr"]
-        assert expr.endswith(f"> {t.saturation_rps_per_replica:g}")
+        assert expr.endswith(f"> {t.saturation_rps_per_replica:.15g}")
     else:
         assert (
             t.saturation_rps_per_replica is None

@@ -344,3 +344,15 @@ def test_a_measurement_without_a_watched_endpoint_gives_no_saturation_alert(
     generate(design, dest)
     assert "ModelReplicaSaturation" not in _rules(dest)
     _promtool(dest)
+
+
+def test_the_saturation_threshold_is_written_with_every_digit(tmp_path: Path) -> None:
+    """A measured 123456.7 rps gives 98765.36, not the six digits of `%g` (98765.4)."""
+    design = evaluate(make_requirements(measured={**MEASURED, "rps_per_replica": 123456.7}))
+    assert design.thresholds.saturation_rps_per_replica == 98765.36
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    rule = _rules(dest)["ModelReplicaSaturation"]
+    assert rule["expr"].endswith(" > 98765.36")
+    assert "(98765.36 requests/s)" in rule["annotations"]["description"]
+    _promtool(dest)

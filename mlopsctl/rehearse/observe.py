@@ -768,7 +768,7 @@ def _check_saturation(
         return loaded.get("health") == "ok" and values["busiest"] is not None
 
     seen = _wait(prometheus.service, evaluated)
-    want = f"{expected['threshold']:g}"
+    want = f"{expected['threshold']:.15g}"
     stage.check(
         name,
         seen and threshold == want and values.get("state") == "inactive",

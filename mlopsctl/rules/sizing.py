@@ -122,7 +122,7 @@ def assumptions(req: Requirements | None = None) -> list[str]:
         f"replicas run at {TARGET_UTILIZATION:.0%} of that capacity to absorb bursts",
         (
             f"a replica serving more than {SATURATION_FRACTION:.0%} of its measured capacity "
-            f"({measured.rps_per_replica * SATURATION_FRACTION:g} rps) raises the saturation "
+            f"({saturation_threshold(measured):.15g} rps) raises the saturation "
             "alert"
             if measured is not None
             else "no saturation alert while the capacity of one replica is assumed: a threshold "
@@ -196,6 +196,11 @@ def derive_sizing(
     return sizing, n.decisions, thresholds
 
 
+def saturation_threshold(measured: MeasuredCapacity) -> float:
+    """``SATURATION_FRACTION`` of the measured capacity of one replica, in requests per second."""
+    return round(measured.rps_per_replica * SATURATION_FRACTION, 3)
+
+
 def _saturation(measured: MeasuredCapacity | None, n: _Numbers) -> float | None:
     """The per-replica request rate past which replicas are saturated: a share of the measured
     capacity; None (no saturation alert) without a measurement (see the module's assumptions)."""
@@ -212,7 +217,7 @@ def _saturation(measured: MeasuredCapacity | None, n: _Numbers) -> float | None:
     rps = measured.rps_per_replica
     value: float = n.set(
         "saturation_rps_per_replica",
-        round(rps * SATURATION_FRACTION, 3),
+        saturation_threshold(measured),
         f"{SATURATION_FRACTION} x measured rps_per_replica = {SATURATION_FRACTION} x {rps:g} "
         f"({measured.summary()})",
         kind="thresholds",
