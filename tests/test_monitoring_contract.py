@@ -356,3 +356,23 @@ def test_the_saturation_threshold_is_written_with_every_digit(tmp_path: Path) ->
     assert rule["expr"].endswith(" > 98765.36")
     assert "(98765.36 requests/s)" in rule["annotations"]["description"]
     _promtool(dest)
+
+
+def test_the_deployment_path_watches_its_pods_busiest_replica(tmp_path: Path) -> None:
+    """On the plain Deployment (MLServer, pods labelled `app`), the same alert reads the
+    Deployment's pods, and promtool passes its unit tests."""
+    from dataclasses import replace
+
+    from tests.generated_cases import CASES
+
+    case = CASES["variant-deployment-serving-production"]
+    design = replace(case, answers={**case.answers, "measured": MEASURED}).design()
+    assert design.components.k8s_deployment and not design.components.kserve
+    dest = tmp_path / "repo"
+    generate(design, dest)
+    rule = _rules(dest)["ModelReplicaSaturation"]
+    project = design.requirements.project_name
+    assert rule["expr"].startswith(
+        f'max(sum by (instance) (rate(rest_server_requests_total{{app="{project}", '
+    )
+    _promtool(dest)
