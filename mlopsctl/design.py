@@ -166,7 +166,7 @@ class Components(_Frozen):
     audit_log: bool
     # The model exported to ONNX with a parity check and a device bundle (an edge or embedded
     # target on ONNX Runtime, a scikit-learn, XGBoost or LightGBM model)
-    onnx_export: bool = False
+    onnx_export: bool
 
 
 class StackDesign(_Frozen):
