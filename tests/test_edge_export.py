@@ -171,7 +171,7 @@ def test_edge_project_exports_a_bundle_that_runs_on_onnxruntime_alone(tmp_path: 
         python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_export.py", cwd=project
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
-    assert "6 passed" in tests.stdout
+    assert "8 passed" in tests.stdout
     trained = make(project, "train", venv)
     assert trained.returncode == 0, trained.stderr[-3000:]
     exported = make(project, "export", venv)
@@ -257,3 +257,53 @@ def test_edge_project_exports_a_bundle_that_runs_on_onnxruntime_alone(tmp_path: 
     again = make(project, "export", venv)
     assert again.returncode == 0, again.stderr[-3000:]
     assert _run(python, "src/export.py", "--verify", cwd=project).returncode == 0
+
+
+@pytest.mark.slow
+def test_embedded_lightgbm_project_exports_its_trees(tmp_path: Path) -> None:
+    """A booster converts through onnxmltools' converters registered in skl2onnx; the trees
+    have no INT8 form, and the report says so."""
+    project = tmp_path / "device-trees"
+    answers = [
+        "--set",
+        "deployment_target=embedded",
+        "--set",
+        "framework=lightgbm",
+        "--set",
+        "scale_requirements.latency_ms=30",
+    ]
+    run = subprocess.run(
+        [str(BIN / "mlopsctl"), "init", "--defaults", *answers, "--", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    venv_dir = project_venv(project)
+    python = venv_dir / "bin" / "python"
+    tests = _run(
+        python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_export.py", cwd=project
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert "8 passed" in tests.stdout
+    for target in ("train", "export"):
+        done = make(project, target, f"VENV={venv_dir}")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bundle = project / "dist" / "edge"
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    assert metadata["deployment_target"] == "embedded"
+    assert metadata["model"]["flavor"] == "lightgbm"
+    assert metadata["model"]["estimator"] == "LGBMClassifier"
+    assert metadata["parity"]["passed"] and metadata["parity"]["label_mismatches"] == 0
+    report = json.loads((bundle / "optimization.json").read_text())
+    assert report["decision"] == "required"
+    assert report["quantization"]["status"] == "not applicable"
+    assert "TreeEnsembleClassifier" in report["quantization"]["detail"]
+    rows = [[0.0] * 8, [1.0, -2.0] * 4]
+    body = json.dumps({"columns": metadata["input"]["columns"], "data": rows})
+    answer = _run(runner_venv() / "bin" / "python", "predict.py", "-", cwd=bundle, stdin=body)
+    assert answer.returncode == 0, answer.stderr
+    predicted = json.loads(answer.stdout)
+    assert len(predicted["predictions"]) == 2 and set(predicted["predictions"]) <= {0, 1}
+    assert all(abs(sum(p) - 1.0) < 1e-5 for p in predicted["probabilities"])
