@@ -167,6 +167,9 @@ class Components(_Frozen):
     model_card: bool
     rollback_runbook: bool
     audit_log: bool
+    # The model exported to ONNX with a parity check and a device bundle (an edge or embedded
+    # target on ONNX Runtime, a scikit-learn, XGBoost or LightGBM model)
+    onnx_export: bool
 
 
 class StackDesign(_Frozen):

@@ -65,6 +65,14 @@ CASES: dict[str, Case] = {
         "T2",
     ),
     "embedded-sklearn-lifecycle": Case({"deployment_target": "embedded"}, "T3"),
+    # The ONNX export of a booster (onnxmltools), with optimization decided (SRV002).
+    "embedded-lightgbm-fast": Case(
+        {
+            "deployment_target": "embedded",
+            "framework": "lightgbm",
+            "scale_requirements": {"latency_ms": 30},
+        }
+    ),
     "hybrid-pytorch-gpu-production": Case(
         {
             "deployment_target": "hybrid",

@@ -530,6 +530,7 @@ SECRET_SCAN = [
     "variant-deployment-serving-production",
     "variant-spark-kubeflow",
     "online-without-kubernetes-huggingface",
+    "embedded-sklearn-lifecycle",  # the ONNX export, its runner and config/edge.json
 ]
 
 

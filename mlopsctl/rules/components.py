@@ -11,6 +11,9 @@ from __future__ import annotations
 from mlopsctl.design import Components, Sizing, Stack
 from mlopsctl.requirements import Requirements
 
+# The frameworks whose models skl2onnx (with onnxmltools' converters) exports to ONNX.
+ONNX_EXPORT_FRAMEWORKS = frozenset({"sklearn", "xgboost", "lightgbm"})
+
 
 def components(
     req: Requirements, stack: Stack, tier: str, governance: list[str], sizing: Sizing
@@ -42,4 +45,7 @@ def components(
         model_card="model-card" in governance,
         rollback_runbook="rollback-procedure" in governance,
         audit_log="audit-log" in governance,
+        onnx_export=stack.deployment_pattern == "edge"
+        and stack.serving == "onnxruntime"
+        and req.framework in ONNX_EXPORT_FRAMEWORKS,
     )
