@@ -22,7 +22,7 @@ def resource_names(project: str) -> dict[str, str]:
         "batch_app": f"{project}-batch-score",
         "spark_account": f"{project}-spark",
         "serving_account": f"{project}-serving",
-        # The pipeline runs' identity and the Role its publish step needs (k8s/pipeline-access.yaml).
+        # The pipeline runs' identity and its publish Role (k8s/pipeline-access.yaml).
         "pipeline_account": f"{project}-pipeline",
         "publish_role": f"{project}-publish",
         "tracking_compose": f"{project}-tracking",

@@ -300,19 +300,32 @@ def test_the_pipeline_runs_identity_may_patch_only_its_inferenceservice(project:
     assert not _allows(role["rules"], "get", "", "secrets", name)
 
 
-@pytest.mark.parametrize(
-    "case", [n for n in CASES if CASES[n].stack.get("orchestration") == "kubeflow"]
-)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_the_pipeline_access_exists_exactly_where_the_pipeline_publishes(
     case: str, tmp_path: Path
 ) -> None:
+    """Only a pipeline with a publish step (KServe serving the project's runtime) runs as a
+    service account that may patch an InferenceService."""
     root = tmp_path / case
     generate(CASES[case].design(), root)
     access = root / "k8s/pipeline-access.yaml"
-    publishes = (root / pipeline.PUBLISH).is_file()
+    has_pipeline = (root / pipeline.PIPELINE).is_file()
+    publishes = has_pipeline and (root / pipeline.PUBLISH).is_file()
     assert access.is_file() == publishes
-    source = (root / pipeline.PIPELINE).read_text()
+    source = (root / pipeline.PIPELINE).read_text() if has_pipeline else ""
     assert ("SERVICE_ACCOUNT = " in source) == publishes
+    if has_pipeline:  # its steps read the store's keys from a Secret the manifests define
+        tracking = _documents(root / "k8s/tracking-server.yaml")["Deployment"]
+        (container,) = tracking["spec"]["template"]["spec"]["containers"]
+        read = {
+            (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container["env"]
+            if "valueFrom" in e
+        }
+        secret = _pipeline_constant(root, "STORE_SECRET")
+        keys = _pipeline_constant(root, "STORE_KEYS")
+        assert {(secret, key) for key in keys} <= read
+    assert ("k8s/pipeline-access.yaml" in (root / "README.md").read_text()) == publishes
     if publishes:
         (rule,) = _documents(access)["Role"]["rules"]
         assert rule["verbs"] == ["get", "patch"] and rule["resources"] == ["inferenceservices"]

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl.names import resource_names
-from mlopsctl.rehearse import manifests, pod, tracking
+from mlopsctl.rehearse import manifests, pod
+from mlopsctl.rehearse import tracking as tracking_server
 from mlopsctl.rehearse._proc import http_call
 from mlopsctl.rehearse.entrypoints import WRITABLE, ProjectImage, registry_state
 from mlopsctl.rehearse.objectstore import ObjectStore
@@ -111,13 +112,13 @@ def pip_installs(executors: dict[str, dict[str, Any]]) -> list[str]:
 def cluster_secrets(stage: Stage) -> dict[str, dict[str, str]]:
     """The Secrets the rehearsed cluster holds: each one the tracking server's manifest reads,
     with the values the rehearsal started the server with."""
-    if not (stage.project / tracking.MANIFEST).is_file():
+    if not (stage.project / tracking_server.MANIFEST).is_file():
         return {}
-    path = stage.file(tracking.MANIFEST)
+    path = stage.file(tracking_server.MANIFEST)
     container = manifests.container(
-        path, resource_names(stage.project_name)["mlflow"], tracking.CONTAINER
+        path, resource_names(stage.project_name)["mlflow"], tracking_server.CONTAINER
     )
-    values = tracking._secret_values(stage)
+    values = tracking_server._secret_values(stage)
     return {secret: dict(values) for secret, _key in container.secret_env.values()}
 
 
