@@ -322,9 +322,9 @@ def test_the_pipeline_access_exists_exactly_where_the_pipeline_publishes(
             for e in container["env"]
             if "valueFrom" in e
         }
-        secret = _pipeline_constant(root, "STORE_SECRET")
+        secret = _pipeline_constant(root, "STORE_CREDENTIALS")
         keys = _pipeline_constant(root, "STORE_KEYS")
-        assert {(secret, key) for key in keys} <= read
+        assert {(secret, key) for key, _variable in keys} <= read
     assert ("k8s/pipeline-access.yaml" in (root / "README.md").read_text()) == publishes
     if publishes:
         (rule,) = _documents(access)["Role"]["rules"]
