@@ -22,6 +22,9 @@ def resource_names(project: str) -> dict[str, str]:
         "batch_app": f"{project}-batch-score",
         "spark_account": f"{project}-spark",
         "serving_account": f"{project}-serving",
+        # The pipeline runs' identity and its publish Role (k8s/pipeline-access.yaml).
+        "pipeline_account": f"{project}-pipeline",
+        "publish_role": f"{project}-publish",
         "tracking_compose": f"{project}-tracking",
         "retraining_pipeline": f"{project}-retraining",
         "alert_group_serving": f"{project}-serving",

@@ -462,7 +462,8 @@ def test_kubeflow_pipeline_compiles(projects: Any, case: str, tmp_path: Path) ->
     shutil.copy(source, work)
     run = subprocess.run([sys.executable, str(work)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    ir = yaml.safe_load(work.with_suffix(".yaml").read_text())
+    # The pipeline spec, then the platform spec (kfp.kubernetes config).
+    ir = next(yaml.safe_load_all(work.with_suffix(".yaml").read_text()))
     tasks = ir["root"]["dag"]["tasks"]
     assert {"validate-data", "train", "evaluate"} <= set(tasks)
     conditions = [t for t in tasks.values() if "triggerPolicy" in t]

@@ -95,6 +95,7 @@ def test_default_file_set(tmp_path: Path) -> None:
         "docs/runbooks/high-latency.md",
         "docs/runbooks/serving-down.md",
         "k8s/inferenceservice.yaml",
+        "k8s/pipeline-access.yaml",
         "k8s/serving-access.yaml",
         "k8s/serving-runtime.yaml",
         "k8s/tracking-server.yaml",

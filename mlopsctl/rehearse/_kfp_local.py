@@ -6,16 +6,22 @@ function with the KFP local runner and writes what ran as JSON.
 ``SPEC`` holds ``module`` (the pipeline file), ``function`` (the ``@dsl.pipeline`` function),
 ``arguments`` (none: a scheduled run takes the pipeline's defaults), ``pipeline_root`` (on the
 pod's writable volume), ``paths`` (image path -> local path: the image's WORKDIR, which exists in
-the image and not on this machine) and ``result`` (where the JSON goes).
+the image and not on this machine), ``secrets`` (Secret name -> its keys' values: the Secrets the
+rehearsed cluster holds) and ``result`` (where the JSON goes).
 
 The runner is ``SubprocessRunner(use_venv=False)``: each task is a subprocess of this one, with
 this interpreter for the ``python3`` of the component's command and this process's environment,
 so it runs as the pod runs: the same uid without a passwd entry, read-only root, writable /tmp,
 no route to a package index. The task's command is the compiled one; only image paths under the
 WORKDIR are pointed at the local copy of it, as the rehearsal does for every pod's arguments.
+The local runner ignores the pipeline's platform config; what the kubelet would do with its
+``secretAsEnv`` is done here: each step gets the keys it maps as environment, and a step whose
+Secret or key does not exist does not start (exit 1, as a pod in CreateContainerConfigError).
 
 The result: ``tasks`` in the order they ran (component name, status, outputs), ``executors``
-(each executor's command and arguments from the compiled pipeline spec) and ``error`` (a
+(each executor's command and arguments from the compiled pipeline spec), ``secret_env`` (each
+executor's variables and the ``secret/key`` they come from), ``secret_problems`` (executor ->
+what its pod could not get) and ``error`` (a
 traceback when the run itself could not start or raised). This file imports nothing of
 mlopsctl's: the pod's Python is the image's, where mlopsctl is not installed.
 """
@@ -48,10 +54,47 @@ def _relocate(value: str, paths: dict[str, str]) -> str:
     return value
 
 
+def secret_env(
+    platform: dict[str, Any], secrets: dict[str, dict[str, str]]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, list[str]]]:
+    """From the platform spec (``PlatformSpec`` as JSON): per executor, the environment its
+    ``secretAsEnv`` gives it, where each variable comes from (``secret/key``), and what a pod
+    could not get (a Secret or key that does not exist and is not optional)."""
+    executors = (
+        ((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}
+    ).get("executors") or {}
+    env: dict[str, dict[str, str]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    problems: dict[str, list[str]] = {}
+    for executor, config in executors.items():
+        for item in (config or {}).get("secretAsEnv") or []:
+            parameter = (item.get("secretNameParameter") or {}).get("runtimeValue") or {}
+            name = str(parameter.get("constant") or item.get("secretName") or "")
+            values = secrets.get(name)
+            for pair in item.get("keyToEnv") or []:
+                variable, key = str(pair.get("envVar", "")), str(pair.get("secretKey", ""))
+                sources.setdefault(executor, {})[variable] = f"{name}/{key}"
+                if values is not None and key in values:
+                    env.setdefault(executor, {})[variable] = values[key]
+                elif not item.get("optional"):
+                    missing = f"Secret {name!r}" if values is None else f"key {key!r} of {name!r}"
+                    problems.setdefault(executor, []).append(f"{variable}: no {missing}")
+    return env, sources, problems
+
+
 def main(spec_path: str) -> None:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
-    result: dict[str, Any] = {"tasks": [], "executors": {}, "error": None}
+    result: dict[str, Any] = {
+        "tasks": [],
+        "executors": {},
+        "secret_env": {},
+        "secret_problems": {},
+        "error": None,
+    }
+    # The executor of the task being run, and the environment the platform config gives each.
+    current: dict[str, str] = {}
+    step_env: dict[str, dict[str, str]] = {}
     try:
         # Imported by name: kfp is the image's, not one of mlopsctl's dependencies.
         json_format = importlib.import_module("google.protobuf.json_format")
@@ -64,6 +107,8 @@ def main(spec_path: str) -> None:
         run_process = subprocess_task_handler.run_local_subprocess
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
+            component = kwargs.get("component_spec")
+            current["executor"] = str(getattr(component, "executor_label", ""))
             outputs, status = run_task(*args, **kwargs)
             result["tasks"].append(
                 {
@@ -77,6 +122,11 @@ def main(spec_path: str) -> None:
         def relocated(full_command: list[str], env_vars: Any = None) -> int:
             command = [_relocate(part, paths) for part in full_command]
             env = {k: _relocate(v, paths) for k, v in (env_vars or {}).items()}
+            executor = current.get("executor", "")
+            if result["secret_problems"].get(executor):
+                print(f"{executor}: " + "; ".join(result["secret_problems"][executor]))
+                return 1
+            env.update(step_env.get(executor, {}))
             return int(run_process(full_command=command, env_vars=env))
 
         setattr(task_dispatcher, "run_single_task_implementation", recorded)  # noqa: B010
@@ -96,6 +146,10 @@ def main(spec_path: str) -> None:
                 "command": container.get("command", []),
                 "args": container.get("args", []),
             }
+        platform = json_format.MessageToDict(pipeline.platform_spec)
+        step_env, result["secret_env"], result["secret_problems"] = secret_env(
+            platform, spec.get("secrets") or {}
+        )
         local.init(
             runner=local.SubprocessRunner(use_venv=False),
             pipeline_root=spec["pipeline_root"],

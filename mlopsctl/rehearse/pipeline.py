@@ -20,18 +20,27 @@ the compiled commands (``/app/src/train.py``) are pointed at the local copy of t
 as every rehearsed pod's arguments are (see :meth:`mlopsctl.rehearse.pod.Pod.local`): the
 machine has no ``/app`` to mount over. The publish step runs ``src/publish.py``; a project
 without that file gets its handoff reported as not reached.
+
+Credentials: the pod gets none of its own. The pipeline's platform config (``secretAsEnv``,
+which the local runner ignores) maps keys of a Secret to each step's environment; the driver
+does what the kubelet would with it, from the Secrets the rehearsed cluster holds: the one the
+tracking server's manifest reads, with the values the tracking server was started with. A step
+mapping a Secret or key that does not exist does not start, as its pod would not.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlopsctl.rehearse import pod
+from mlopsctl.names import resource_names
+from mlopsctl.rehearse import manifests, pod
+from mlopsctl.rehearse import tracking as tracking_server
 from mlopsctl.rehearse._proc import http_call
 from mlopsctl.rehearse.entrypoints import WRITABLE, ProjectImage, registry_state
 from mlopsctl.rehearse.objectstore import ObjectStore
@@ -48,6 +57,8 @@ TIMEOUT = 1800
 # The steps, in the order the pipeline's data dependencies run them; publish only on a win.
 STEPS = ("validate-data", "train", "evaluate")
 PUBLISH_STEP = "publish"
+# What src/publish.py reads to write the serving copy to the object store (its docstring).
+PUBLISH_STORE_ENV = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def applies(stage: Stage) -> bool:
@@ -62,6 +73,9 @@ class PipelineRun:
     pod: pod.Pod
     tasks: list[dict[str, Any]] = field(default_factory=list)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # executor -> {variable: "secret/key"}, and what a step's pod could not get.
+    secret_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    secret_problems: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
 
     def output(self, chars: int = 3000) -> str:
@@ -95,6 +109,19 @@ def pip_installs(executors: dict[str, dict[str, Any]]) -> list[str]:
     )
 
 
+def cluster_secrets(stage: Stage) -> dict[str, dict[str, str]]:
+    """The Secrets the rehearsed cluster holds: each one the tracking server's manifest reads,
+    with the values the rehearsal started the server with."""
+    if not (stage.project / tracking_server.MANIFEST).is_file():
+        return {}
+    path = stage.file(tracking_server.MANIFEST)
+    container = manifests.container(
+        path, resource_names(stage.project_name)["mlflow"], tracking_server.CONTAINER
+    )
+    values = tracking_server._secret_values(stage)
+    return {secret: dict(values) for secret, _key in container.secret_env.values()}
+
+
 def run_pipeline(stage: Stage, image: ProjectImage, *, workdir: Path | None = None) -> PipelineRun:
     """Run the project's pipeline once with the local runner in a fresh pod of ``image``."""
     runs = stage.shared.setdefault("pod_runs", 0) + 1
@@ -112,10 +139,12 @@ def run_pipeline(stage: Stage, image: ProjectImage, *, workdir: Path | None = No
         "arguments": {},
         "pipeline_root": PIPELINE_ROOT,
         "paths": {image.image.workdir: str(local_workdir)},
+        "secrets": cluster_secrets(stage),
         "result": RESULT,
     }
     (here / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    (here / "spec.json").chmod(0o644)
+    (here / "spec.json").chmod(0o600)
+    os.chown(here / "spec.json", image.uid, image.gid)  # it holds the Secrets' values
     env = {k: v for k, v in image.env.items() if k != "MLFLOW_TRACKING_URI"}
     job = pod.Pod.create(
         f"pipeline-{runs}",
@@ -138,6 +167,8 @@ def run_pipeline(stage: Stage, image: ProjectImage, *, workdir: Path | None = No
         recorded = json.loads(written.read_text(encoding="utf-8"))
         run.tasks = list(recorded.get("tasks") or [])
         run.executors = dict(recorded.get("executors") or {})
+        run.secret_env = dict(recorded.get("secret_env") or {})
+        run.secret_problems = dict(recorded.get("secret_problems") or {})
         run.error = recorded.get("error")
     else:
         run.error = f"the local runner wrote no {RESULT} (exit {result.returncode})"
@@ -188,6 +219,7 @@ def rehearse_pipeline(stage: Stage) -> None:
         if installing
         else ("" if run.executors else run.output(1500)),
     )
+    _check_credentials(stage, run)
     ran = stage.check(
         "the pipeline runs with the KFP local runner",
         run.result.returncode == 0 and run.error is None and bool(run.tasks),
@@ -231,6 +263,32 @@ def rehearse_pipeline(stage: Stage) -> None:
     )
     _check_artifacts(stage, model, challenger if new else None)
     _check_publish(stage, run, promoted)
+
+
+def _check_credentials(stage: Stage, run: PipelineRun) -> None:
+    """The steps get the store's credentials from the platform config's Secret, which exists."""
+    mapped = "; ".join(
+        f"{executor.removeprefix('exec-')}: "
+        + ", ".join(f"{var} <- {source}" for var, source in sorted(env.items()))
+        for executor, env in sorted(run.secret_env.items())
+    )
+    publish = f"exec-{PUBLISH_STEP}"
+    missing = (
+        [v for v in PUBLISH_STORE_ENV if v not in run.secret_env.get(publish, {})]
+        if publish in run.executors
+        else []
+    )
+    problems = [f"{e}: {p}" for e, found in sorted(run.secret_problems.items()) for p in found]
+    stage.check(
+        "the steps get the object store's credentials from the manifests' Secret",
+        bool(run.executors) and not problems and not missing,
+        "the compiled pipeline's kubernetes secretAsEnv: every Secret and key it maps exists in "
+        f"the rehearsed cluster ({', '.join(sorted(cluster_secrets(stage)))}, the tracking "
+        f"server's), and the publish step gets {', '.join(PUBLISH_STORE_ENV)} from it",
+        "; ".join([*problems, *([f"publish step without {', '.join(missing)}"] if missing else [])])
+        or mapped
+        or run.output(1500),
+    )
 
 
 def _check_artifacts(stage: Stage, model: str, version: dict[str, Any] | None) -> None:
