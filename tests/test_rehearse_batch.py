@@ -31,7 +31,7 @@ from mlopsctl.rehearse.stage import Stage
 from mlopsctl.render import versions
 from mlopsctl.spark import spark_sizing
 
-from .conftest import make_requirements
+from .conftest import explain, make_requirements
 
 UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "upstream" / "spark-operator"
 CRON = "scored"
@@ -437,15 +437,6 @@ def _handoffs(report: Rehearsal, component: str) -> list[Handoff]:
     return [h for h in report.handoffs if h.component == component]
 
 
-def _explain(report: Rehearsal) -> str:
-    return "\n".join(
-        f"[{'ok' if h.passed else 'FAIL' if h.passed is False else 'skip'}] {h.component}: "
-        f"{h.name} -- {h.checked}\n    {h.detail[:3000]}"
-        for h in report.handoffs
-        if not h.passed
-    )
-
-
 @pytest.fixture(scope="module")
 def cron_rehearsal(cron_project: Path) -> Iterator[tuple[Stage, Rehearsal]]:
     with session(cron_project) as stage:
@@ -465,7 +456,7 @@ def test_rehearsed_cronjob_scores_object_store_input_into_the_object_store(
 ) -> None:
     _stage, report = cron_rehearsal
     own = _handoffs(report, "batch")
-    assert own and all(h.passed for h in own), _explain(report)
+    assert own and all(h.passed for h in own), explain(report)
     names = [h.name for h in own]
     assert "the predictions are in the object store, one per input row" in names
     result = json.loads(own[-1].detail)
@@ -479,7 +470,7 @@ def test_rehearsed_spark_application_scores_through_s3a(
 ) -> None:
     _stage, report = spark_rehearsal
     own = _handoffs(report, "batch")
-    assert own and all(h.passed for h in own), _explain(report)
+    assert own and all(h.passed for h in own), explain(report)
     result = json.loads(own[-1].detail)
     assert result["rows"] == result["predictions"] == batch.ROWS * batch.INPUT_OBJECTS
     assert result["parts"] >= 1
