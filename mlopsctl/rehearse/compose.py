@@ -71,7 +71,6 @@ _PASSWORD_KEYS = ("POSTGRES_PASSWORD", "PGPASSWORD")
 
 
 def applies(stage: Stage) -> bool:
-
     project = stage.project
     return (project / COMPOSE_FILE).is_file() and not (project / MANIFEST).is_file()
 
