@@ -1,9 +1,11 @@
 """``mlopsctl rehearse``: the generated default project's production half run as real processes.
 
-The slow tests share one rehearsal (module fixture): PostgreSQL, moto's S3 server and the MLflow
-tracking server started as ``k8s/tracking-server.yaml`` runs it, and the project image's entry
-points run as the restricted pods run them (uid 1000 without a passwd entry, read-only root,
-only /tmp writable). The fast tests check the generated files for what the rehearsal found.
+The slow tests share the session's rehearsal of the default profile (``default_rehearsal`` in
+tests/conftest.py, also read by tests/test_rehearse_pipeline.py): PostgreSQL, moto's S3 server
+and the MLflow tracking server started as ``k8s/tracking-server.yaml`` runs it, and the project
+image's entry points run as the restricted pods run them (uid 1000 without a passwd entry,
+read-only root, only /tmp writable). The fast tests check the generated files for what the
+rehearsal found.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from typer.testing import CliRunner
@@ -25,20 +28,25 @@ from mlopsctl.cli.app import app
 from mlopsctl.rehearse import Handoff, Rehearsal, entrypoints, images, manifests, postgres
 from mlopsctl.rehearse.network import ClusterNetwork
 from mlopsctl.rehearse.pod import SYSTEM_PATH, Pod
-from mlopsctl.rehearse.runner import run_components, session
+from mlopsctl.rehearse.runner import run_components
 from mlopsctl.rehearse.stage import Stage
 
-from .conftest import make_requirements
+from .conftest import (
+    DEFAULT_NAME,
+    REHEARSAL_GROUP,
+    explain,
+    handoff,
+    make_requirements,
+    outside_the_rehearsal_group,
+)
 
-NAME = "rehearsed"
+NAME = DEFAULT_NAME
 SVC = f"{NAME}-mlflow"
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rehearse") / NAME
-    generate(make_requirements(project_name=NAME), root)
-    return root
+@pytest.fixture
+def project(default_project: Path) -> Path:
+    return default_project
 
 
 def _allowed(args: list[str]) -> list[str]:
@@ -124,6 +132,32 @@ def test_what_the_rehearsal_installs_is_documented() -> None:
     assert f"`{objectstore.SERVER_REQUIREMENT}`" in page
     assert "objectstore.SERVER_REQUIREMENT" in Path(tracking.__file__).read_text()
     assert "docs/rehearse.md" in CliRunner().invoke(app, ["rehearse", "--help"]).output
+
+
+@dataclass
+class _Collected:
+    """What the collection check reads of a collected test."""
+
+    nodeid: str
+    fixturenames: list[str]
+    group: str | None = None
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        if name != "xdist_group" or self.group is None:
+            return None
+        return pytest.mark.xdist_group(self.group).mark
+
+
+def test_a_test_using_the_default_rehearsal_outside_its_xdist_group_is_named() -> None:
+    """Such a test would rehearse the default profile again on another worker (the session
+    fixture runs once per worker that needs it); collection stops naming it."""
+    items = [
+        _Collected("a", ["default_rehearsal"], REHEARSAL_GROUP),
+        _Collected("b", ["default_rehearsal"], "rehearse-b"),
+        _Collected("c", ["default_rehearsal", "tmp_path"]),
+        _Collected("d", ["default_project"]),
+    ]
+    assert outside_the_rehearsal_group(cast(list[pytest.Item], items)) == ["b", "c"]
 
 
 def test_cluster_network_resolves_every_form_of_a_service_name() -> None:
@@ -250,33 +284,13 @@ def test_rehearse_reports_each_handoff_and_exits_1_on_a_failed_one(
     assert f"{int(passed)} handoffs passed, {int(not passed)} failed" in result.output
 
 
-# One rehearsal of the default profile, its services kept running for the tests below.
-@pytest.fixture(scope="module")
-def rehearsal(project: Path) -> Iterator[tuple[Stage, Rehearsal]]:
-    with session(project) as stage:
-        # The CI's jobs of this project: tests/test_rehearse_ci.py (the longest component).
-        yield stage, run_components(stage, skip=("ci",))
-
-
-def _handoff(report: Rehearsal, component: str, name: str) -> Handoff:
-    found = [h for h in report.handoffs if h.component == component and h.name == name]
-    assert found, f"no handoff {component}: {name} in {[h.name for h in report.handoffs]}"
-    return found[0]
-
-
-def _explain(report: Rehearsal) -> str:
-    return "\n".join(
-        f"{h.passed}  {h.component}: {h.name}\n  {h.checked}\n  {h.detail[-3000:]}"
-        for h in report.handoffs
-        if not h.passed
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
-def test_every_handoff_of_the_default_profile_passes(rehearsal: tuple[Stage, Rehearsal]) -> None:
-    _, report = rehearsal
-    assert report.passed, _explain(report)
+def test_every_handoff_of_the_default_profile_passes(
+    default_rehearsal: tuple[Stage, Rehearsal],
+) -> None:
+    _, report = default_rehearsal
+    assert report.passed, explain(report)
     assert len(report.handoffs) >= 12
 
 
@@ -293,10 +307,10 @@ def test_every_handoff_of_the_default_profile_passes(rehearsal: tuple[Stage, Reh
         "the server's processes fit the container's memory limit",
     ],
 )
-def test_tracking_server_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
-    _, report = rehearsal
-    handoff = _handoff(report, "tracking-server", name)
-    assert handoff.passed, _explain(report)
+def test_tracking_server_handoff(default_rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
+    _, report = default_rehearsal
+    found = handoff(report, "tracking-server", name)
+    assert found.passed, explain(report)
 
 
 @pytest.mark.slow
@@ -313,18 +327,18 @@ def test_tracking_server_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) 
         "drift: writes drift-report.json to a writable volume",
     ],
 )
-def test_entrypoint_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
-    _, report = rehearsal
-    assert _handoff(report, "entrypoints", name).passed, _explain(report)
+def test_entrypoint_handoff(default_rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
+    _, report = default_rehearsal
+    assert handoff(report, "entrypoints", name).passed, explain(report)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_the_server_command_is_the_manifests_with_only_local_substitutions(
-    rehearsal: tuple[Stage, Rehearsal],
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
-    _, report = rehearsal
-    checked = _handoff(report, "tracking-server", "server starts as the manifest runs it").checked
+    _, report = default_rehearsal
+    checked = handoff(report, "tracking-server", "server starts as the manifest runs it").checked
     assert "--allowed-hosts" in checked and "--serve-artifacts" in checked
     assert "--host 0.0.0.0 -> 127.0.0.1" in checked
     assert "without a passwd entry" in checked and "***" in checked  # the password is not shown
@@ -333,10 +347,10 @@ def test_the_server_command_is_the_manifests_with_only_local_substitutions(
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_a_training_run_that_fails_part_way_leaves_the_registry_as_it_was(
-    rehearsal: tuple[Stage, Rehearsal],
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
-    stage, report = rehearsal
-    assert report.component_passed("entrypoints"), _explain(report)
+    stage, report = default_rehearsal
+    assert report.component_passed("entrypoints"), explain(report)
     image: entrypoints.ProjectImage = stage.shared["project_image"]
     aliases = ("champion", "challenger")
     before = entrypoints.registry_state(stage, NAME, aliases)
@@ -548,15 +562,15 @@ SERVING_HANDOFFS = [
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 @pytest.mark.parametrize("name", SERVING_HANDOFFS)
-def test_serving_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
-    _, report = rehearsal
-    assert _handoff(report, "serving", name).passed, _explain(report)
+def test_serving_handoff(default_rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
+    _, report = default_rehearsal
+    assert handoff(report, "serving", name).passed, explain(report)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_serving_endpoint_answers_its_own_request_for_the_last_published_version(
-    rehearsal: tuple[Stage, Rehearsal],
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
     """The contract later components read: a running runtime, the version it serves and a
     request it answers, at the URLs given."""
@@ -564,8 +578,8 @@ def test_serving_endpoint_answers_its_own_request_for_the_last_published_version
 
     from mlopsctl.rehearse.serving import ServingEndpoint
 
-    stage, report = rehearsal
-    assert report.component_passed("serving"), _explain(report)
+    stage, report = default_rehearsal
+    assert report.component_passed("serving"), explain(report)
     endpoint = stage.shared["serving"]
     assert isinstance(endpoint, ServingEndpoint)
     state = entrypoints.registry_state(stage, NAME, ("champion",))
@@ -586,11 +600,11 @@ def test_serving_endpoint_answers_its_own_request_for_the_last_published_version
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_the_serving_runtime_is_started_with_the_manifests_command_and_local_ports(
-    rehearsal: tuple[Stage, Rehearsal],
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
-    _, report = rehearsal
+    _, report = default_rehearsal
     name = "release 1: the runtime starts as the ServingRuntime and InferenceService declare it"
-    checked = _handoff(report, "serving", name).checked
+    checked = handoff(report, "serving", name).checked
     assert "`mlserver start /mnt/models`" in checked and "without a passwd entry" in checked
     assert (
         "MLSERVER_HTTP_PORT 8080 -> " in checked and "MLSERVER_HOST 0.0.0.0 -> 127.0.0.1" in checked

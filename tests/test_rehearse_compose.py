@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -232,3 +232,32 @@ def test_an_image_that_installs_as_root_and_runs_as_a_uid_is_read(tmp_path: Path
     dockerfile.write_text("FROM python:3.11-slim\nUSER spark\n")
     with pytest.raises(ProjectError, match="numeric uid"):
         images.read_dockerfile(dockerfile)
+
+
+def test_the_server_command_is_made_local_only_in_its_listen_address_port_and_postgres() -> None:
+    """One rewrite for the manifest's and the compose file's server: the listen address and
+    port, and (given the local PostgreSQL) the ``postgres`` service in a backend URI."""
+    from types import SimpleNamespace
+
+    from mlopsctl.rehearse import postgres
+    from mlopsctl.rehearse.tracking import localized
+
+    argv = ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]
+    argv += ["--backend-store-uri", "postgresql://u:p@postgres:5432/mlflow", "--workers", "2"]
+    pg = cast(postgres.Postgres, SimpleNamespace(service=SimpleNamespace(port=6543)))
+    local, changed = localized(argv, 8123, pg)
+    assert local == [
+        *["mlflow", "server", "--host", "127.0.0.1", "--port", "8123"],
+        *["--backend-store-uri", "postgresql://u:p@127.0.0.1:6543/mlflow", "--workers", "2"],
+    ]
+    assert changed == [
+        "--host 0.0.0.0 -> 127.0.0.1",
+        "--port 5000 -> 8123",
+        "postgres:5432 -> 127.0.0.1:6543",
+    ]
+    # Without a local PostgreSQL (the manifest's server gets its URI from the Secret) the URI
+    # stays as it is; a flag that ends the command has no value to replace.
+    kept, changed = localized([*argv[:-2], "-p"], 8123)
+    assert kept[7] == "postgresql://u:p@postgres:5432/mlflow" and kept[-1] == "-p"
+    assert changed == ["--host 0.0.0.0 -> 127.0.0.1", "--port 5000 -> 8123"]
+    assert argv[3] == "0.0.0.0"  # the caller's list is not changed

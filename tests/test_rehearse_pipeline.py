@@ -1,8 +1,9 @@
 """The Kubeflow retraining pipeline run with the KFP local runner (``mlopsctl.rehearse.pipeline``).
 
 The fast tests compile the generated pipeline and read what its pods would run; the slow ones
-share one rehearsal (module fixture) of the default profile up to the pipeline: the tracking
-server, the entry points, then the pipeline run in the project image's restricted pod.
+read the session's rehearsal of the default profile (``default_rehearsal`` in tests/conftest.py,
+shared with tests/test_rehearse.py), whose pipeline component runs after the tracking server and
+the entry points, in the project image's restricted pod.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +25,18 @@ from mlopsctl.api import generate, validate
 from mlopsctl.rehearse import Handoff, Rehearsal, images, manifests, pipeline, runner
 from mlopsctl.rehearse._kfp_local import _relocate, secret_env
 from mlopsctl.rehearse.entrypoints import ProjectImage, registry_state
-from mlopsctl.rehearse.runner import run_components, session
 from mlopsctl.rehearse.stage import Stage
 from mlopsctl.render import versions
 from tests.generated_cases import CASES
 
-from .conftest import make_requirements
+from .conftest import DEFAULT_NAME, explain, handoff, make_requirements
 
-NAME = "rehearsed"
+NAME = DEFAULT_NAME
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rehearse-pipeline") / NAME
-    generate(make_requirements(project_name=NAME), root)
-    return root
+@pytest.fixture
+def project(default_project: Path) -> Path:
+    return default_project
 
 
 def _compiled(root: Path, tmp: Path) -> list[dict[str, Any]]:
@@ -371,25 +368,8 @@ def test_a_project_without_the_pipeline_does_not_rehearse_it(tmp_path: Path) -> 
     assert not pipeline.applies(stage)
 
 
-# One rehearsal of the default profile up to the pipeline, its services kept for the tests below.
-@pytest.fixture(scope="module")
-def rehearsal(project: Path) -> Iterator[tuple[Stage, Rehearsal]]:
-    with session(project) as stage:
-        yield stage, run_components(stage, ("tracking-server", "entrypoints", "pipeline"))
-
-
 def _handoff(report: Rehearsal, name: str) -> Handoff:
-    found = [h for h in report.handoffs if h.component == "pipeline" and h.name == name]
-    assert found, f"no handoff pipeline: {name} in {[h.name for h in report.handoffs]}"
-    return found[0]
-
-
-def _explain(report: Rehearsal) -> str:
-    return "\n".join(
-        f"{h.passed}  {h.component}: {h.name}\n  {h.checked}\n  {h.detail[-3000:]}"
-        for h in report.handoffs
-        if not h.passed
-    )
+    return handoff(report, "pipeline", name)
 
 
 @pytest.mark.slow
@@ -406,35 +386,35 @@ def _explain(report: Rehearsal) -> str:
         "the run's artifacts are in the object store",
     ],
 )
-def test_pipeline_handoff(rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
-    _, report = rehearsal
-    assert _handoff(report, name).passed, _explain(report)
+def test_pipeline_handoff(default_rehearsal: tuple[Stage, Rehearsal], name: str) -> None:
+    _, report = default_rehearsal
+    assert _handoff(report, name).passed, explain(report)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_the_publish_handoff_is_not_reached_without_the_publish_script(
-    rehearsal: tuple[Stage, Rehearsal], project: Path
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
-    _, report = rehearsal
+    stage, report = default_rehearsal
     found = [h for h in report.handoffs if h.name == "the publish step runs src/publish.py"]
-    if (project / pipeline.PUBLISH).is_file():
+    if (stage.project / pipeline.PUBLISH).is_file():
         # Reported only when the challenger won; then it must have passed.
-        assert all(h.passed for h in found), _explain(report)
+        assert all(h.passed for h in found), explain(report)
     else:
-        (handoff,) = found
-        assert handoff.passed is None
-        assert handoff.detail == f"not reached: the project has no {pipeline.PUBLISH}"
+        (reported,) = found
+        assert reported.passed is None
+        assert reported.detail == f"not reached: the project has no {pipeline.PUBLISH}"
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
 def test_the_pipeline_reaches_the_server_by_its_own_default(
-    rehearsal: tuple[Stage, Rehearsal],
+    default_rehearsal: tuple[Stage, Rehearsal],
 ) -> None:
     """The pod gets no MLFLOW_TRACKING_URI: the steps use the pipeline's tracking_uri default,
     the Service name the cluster network routes to the rehearsed server."""
-    _, report = rehearsal
+    _, report = default_rehearsal
     checked = _handoff(report, "the pipeline runs with the KFP local runner").checked
     assert "no MLFLOW_TRACKING_URI" in checked and "without a passwd entry" in checked
 
@@ -459,11 +439,11 @@ with open("/tmp/outputs/published.json", "w") as f:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("rehearse")
-def test_a_challenger_that_wins_is_published(rehearsal: tuple[Stage, Rehearsal]) -> None:
+def test_a_challenger_that_wins_is_published(default_rehearsal: tuple[Stage, Rehearsal]) -> None:
     """The same image with a gate every new version passes (min_improvement -1): the branch runs
     the publish step, which calls src/publish.py with the pipeline's publish arguments."""
-    stage, report = rehearsal
-    assert report.component_passed("entrypoints"), _explain(report)
+    stage, report = default_rehearsal
+    assert report.component_passed("entrypoints"), explain(report)
     image: ProjectImage = stage.shared["project_image"]
     copy = _image_copy(stage, image, "winning-image")
     config = json.loads((copy / "config/project.json").read_text())

@@ -58,7 +58,8 @@ def rehearse_md() -> str:
             "  `mlopsctl update` then sizes replicas and concurrency from it;",
             "- for a Spark project, the S3A connector"
             f" ({', '.join(batch.CONNECTOR_JARS)}) from the sdist of",
-            f"  `{batch.CONNECTOR_PACKAGE}`, and Java 17 (`openjdk-17-jre-headless`).",
+            f"  `{batch.CONNECTOR_PACKAGE}` (the jars the Spark image adds by sha256, checked),"
+            " and Java 17 (`openjdk-17-jre-headless`).",
             "",
             "Its `ci` component runs the project's CI (GitHub workflows, `.gitlab-ci.yml`, the",
             "Jenkinsfile): every job in order, in a fresh clone, with git and the Python of",

@@ -13,9 +13,11 @@ For the Spark profile, the ``ScheduledSparkApplication``'s main application file
 PySpark in local mode (the manifest's driver and executors stand for a cluster this machine
 does not have), with the manifest's ``sparkConf`` and the S3A connector on its class path, the
 object store reached through the cluster network as S3A's proxy. The image adds hadoop-aws and
-the AWS SDK bundle from Maven Central, which is not reachable here; the rehearsal takes the
-S3A connector that a PyPI package ships (:data:`CONNECTOR_PACKAGE`), a release of the same Hadoop
-3.3 line, and says which in the handoff.
+the AWS SDK bundle from Maven Central, which is not reachable here, each pinned by its sha256
+(``ADD --checksum``); the rehearsal takes the same jars from the PyPI package that ships them
+(:data:`CONNECTOR_PACKAGE`, both from ``spark_connector`` in the version table) and checks that
+the jars it puts on the class path are the image's: the digests each ADD declares, and the Maven
+coordinates of its URL in each jar's ``pom.properties``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import shlex
 import shutil
 import subprocess
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from mlopsctl.rehearse.entrypoints import DOCKERFILE, TIMEOUT, ProjectImage
 from mlopsctl.rehearse.errors import MissingToolError, ProjectError
 from mlopsctl.rehearse.objectstore import ObjectStore
 from mlopsctl.rehearse.stage import Stage
+from mlopsctl.render import versions
 
 CRONJOB = "k8s/batch-scoring.yaml"
 SPARK_APPLICATION = "k8s/spark-application.yaml"
@@ -52,11 +56,14 @@ SPARK_KINDS = ("ScheduledSparkApplication", "SparkApplication")
 ROWS = 300
 INPUT_OBJECTS = 2
 # The S3A connector from PyPI: sagemaker-pyspark's sdist carries hadoop-aws and the AWS SDK
-# bundle that hadoop-aws release was built against (no other reachable package ships them).
-CONNECTOR_PACKAGE = "sagemaker-pyspark==1.4.5"
-CONNECTOR_JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
+# bundle that hadoop-aws release was built against (no other reachable package ships them), the
+# jars the Spark image adds (versions.yaml: spark_connector).
+_CONNECTOR: dict[str, Any] = versions()["spark_connector"]
+CONNECTOR_PACKAGE: str = _CONNECTOR["package"]
+CONNECTOR_JARS = tuple(f"{a}-{j['version']}.jar" for a, j in _CONNECTOR["jars"].items())
 JAVA_HOMES = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/default-java")
-_ADDED_JAR = re.compile(r"/(hadoop-aws|aws-java-sdk-bundle)-(?P<v>[\d.]+)\.jar\b")
+SPARK_JARS = "/opt/spark/jars"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
 
 
 def applies(stage: Stage) -> bool:
@@ -291,14 +298,85 @@ def distributed(app: SparkApp) -> tuple[bool, str]:
     return ok, detail
 
 
+@dataclass(frozen=True)
+class AddedJar:
+    """A jar the Dockerfile ADDs to Spark's jars from Maven Central."""
+
+    group: str
+    artifact: str
+    version: str
+    sha256: str | None  # ADD --checksum=sha256:..., None where the ADD has none
+
+    @property
+    def file(self) -> str:
+        return f"{self.artifact}-{self.version}.jar"
+
+
+def added_jars(dockerfile: Path) -> list[AddedJar]:
+    """Each ``ADD [--checksum=sha256:HEX] ... MAVEN-URL /opt/spark/jars/`` of the Dockerfile."""
+    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 3 or words[0].upper() != "ADD" or not words[-1].startswith(SPARK_JARS):
+            continue
+        flags = [w for w in words[1:-1] if w.startswith("--")]
+        checksum = next((f.split("=", 1)[1] for f in flags if f.startswith("--checksum=")), None)
+        for url in (w for w in words[1:-1] if w.startswith(MAVEN_CENTRAL)):
+            *group, artifact, version, file = url[len(MAVEN_CENTRAL) :].split("/")
+            if group and file == f"{artifact}-{version}.jar":
+                digest = checksum[len("sha256:") :] if checksum else None
+                found.append(AddedJar(".".join(group), artifact, version, digest))
+    return found
+
+
 def image_connector(dockerfile: Path) -> dict[str, str]:
     """hadoop-aws and aws-java-sdk-bundle -> the version the image adds to its jars."""
-    text = dockerfile.read_text(encoding="utf-8")
-    return {
-        m.group(1): m.group("v")
-        for m in _ADDED_JAR.finditer(text)
-        if "/opt/spark/jars" in text[m.end() : text.find("\n", m.end())]
-    }
+    return {jar.artifact: jar.version for jar in added_jars(dockerfile)}
+
+
+def _pom_properties(jar: Path, group: str, artifact: str) -> dict[str, str]:
+    """The Maven coordinates the jar was built as (empty where it names none)."""
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            text = archive.read(f"META-INF/maven/{group}/{artifact}/pom.properties").decode()
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return {}
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+
+
+def connector_problems(added: list[AddedJar], jars: list[Path]) -> list[str]:
+    """What differs between the jars the image adds and those the rehearsal runs with: a jar
+    one has and the other not, an ADD without a checksum, a digest or Maven coordinates the
+    jar's bytes do not have."""
+    problems = []
+    local = {j.name: j for j in jars}
+    for jar in added:
+        path = local.pop(jar.file, None)
+        if path is None:
+            problems.append(f"{jar.file}: added by the image, not on the rehearsal's class path")
+            continue
+        with path.open("rb") as stream:
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()
+        if jar.sha256 is None:
+            problems.append(f"{jar.file}: its ADD has no --checksum=sha256:{digest}")
+        elif jar.sha256 != digest:
+            problems.append(f"{jar.file}: sha256 {digest}, its ADD declares {jar.sha256}")
+        pom = _pom_properties(path, jar.group, jar.artifact)
+        built = (pom.get("groupId"), pom.get("artifactId"), pom.get("version"))
+        if built != (jar.group, jar.artifact, jar.version):
+            problems.append(
+                f"{jar.file}: pom.properties names {':'.join(map(str, built))}, its URL "
+                f"{jar.group}:{jar.artifact}:{jar.version}"
+            )
+    problems += [f"{name}: on the rehearsal's class path, not added by the image" for name in local]
+    return problems
+
+
+def _line(version: str) -> str:
+    """A Hadoop release's line: 3.3 of 3.3.4."""
+    return ".".join(version.split(".")[:2])
 
 
 def spark_hadoop_version(venv: Path) -> str:
@@ -455,16 +533,29 @@ def rehearse_spark(stage: Stage, image: ProjectImage, store: ObjectStore) -> Non
     carried = image_connector(dockerfile)
     hadoop = spark_hadoop_version(image.venv)
     stage.check(
-        "the Spark image carries the S3A connector of its Hadoop version",
-        carried.get("hadoop-aws") == hadoop and "aws-java-sdk-bundle" in carried,
-        f"{dockerfile.name} adds hadoop-aws and aws-java-sdk-bundle to /opt/spark/jars; Spark "
-        f"{image_pyspark(image, stage.project)} is built with Hadoop {hadoop}",
+        "the Spark image carries the S3A connector of its Hadoop line",
+        _line(carried.get("hadoop-aws", "")) == _line(hadoop) and "aws-java-sdk-bundle" in carried,
+        f"{dockerfile.name} adds hadoop-aws {carried.get('hadoop-aws')} and aws-java-sdk-bundle "
+        f"{carried.get('aws-java-sdk-bundle')} to {SPARK_JARS}; Spark "
+        f"{image_pyspark(image, stage.project)} is built with Hadoop {hadoop} (Hadoop asks for "
+        "hadoop-aws of that very version, which no reachable registry ships: the connector is "
+        "the newest of the line the rehearsal can run, and runs the job below)",
         json.dumps(carried),
     )
     if len(app.arguments) != 2 or not _on_store(stage, app.arguments, f"the {app.kind}"):
         return
     source, target = app.arguments
     jars = connector(stage.cache, image.venv / "bin" / "python")
+    problems = connector_problems(added_jars(dockerfile), jars)
+    if not stage.check(
+        "the connector on the class path is the jars the image adds",
+        not problems,
+        f"sha256 of {', '.join(j.name for j in jars)} from {CONNECTOR_PACKAGE} against the "
+        f"--checksum of each ADD in {dockerfile.name}, and the Maven coordinates of its URL "
+        "against the jar's META-INF/maven pom.properties",
+        "; ".join(problems),
+    ):
+        return
     n_features = _n_features(stage)
     local = stage.workspace / "batch-input"
     local.mkdir(exist_ok=True)

@@ -144,6 +144,84 @@ class Job:
     caches: tuple[str, ...] = ()  # GitLab ``cache: paths``, kept between the jobs
 
 
+# --- Conditions ------------------------------------------------------------------------------
+
+
+class _Condition:
+    """Recursive descent over one condition's tokens, for the two CI languages that have
+    expressions (GitHub ``if:``, GitLab ``rules: if``): ``||`` over ``&&`` over the operand the
+    language defines, each ``(kind, text)`` token read by a named regex group (``op`` for the
+    operators). What a language's operand is, it says itself."""
+
+    def __init__(self, pattern: re.Pattern[str], expr: str) -> None:
+        self.expr = expr
+        self.tokens: list[tuple[str, str]] = []
+        pos, end = 0, len(expr.rstrip())
+        while pos < end:
+            match = pattern.match(expr, pos)
+            if not match:
+                raise Undecidable(f"cannot read {expr[pos:].strip()!r}")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind)))
+            pos = match.end()
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        if self.pos >= len(self.tokens):
+            raise Undecidable(f"{self.expr!r} ends early")
+        self.pos += 1
+        return self.tokens[self.pos - 1]
+
+    def skip(self, op: str) -> bool:
+        """Whether the next token is operator ``op`` (then read)."""
+        if self.peek() != ("op", op):
+            return False
+        self.pos += 1
+        return True
+
+    def either(self, operand: Callable[[], Any]) -> Any:
+        left = self._both(operand)
+        while self.skip("||"):
+            right = self._both(operand)
+            left = left or right
+        return left
+
+    def _both(self, operand: Callable[[], Any]) -> Any:
+        left = operand()
+        while self.skip("&&"):
+            right = operand()
+            left = left and right
+        return left
+
+    def group(self, operand: Callable[[], Any]) -> Any:
+        """What stands between ``(`` (read) and its ``)``."""
+        inner = self.either(operand)
+        if self.take() != ("op", ")"):
+            raise Undecidable(f"unbalanced {self.expr!r}")
+        return inner
+
+    def equality(
+        self, left: Any, right: Callable[[], Any], key: Callable[[Any], Any] = lambda v: v
+    ) -> bool | None:
+        """``left == right`` or ``left != right`` when an equality operator follows, else None."""
+        nxt = self.peek()
+        if not (nxt and nxt[0] == "op" and nxt[1] in ("==", "!=")):
+            return None
+        self.take()
+        equal = bool(key(left) == key(right()))
+        return equal if nxt[1] == "==" else not equal
+
+    def whole(self, operand: Callable[[], Any]) -> Any:
+        """The expression's value: every token read."""
+        result = self.either(operand)
+        if self.pos != len(self.tokens):
+            raise Undecidable(f"cannot read {self.expr!r}")
+        return result
+
+
 # --- GitHub Actions ---------------------------------------------------------------------------
 
 _GH_TOKEN = re.compile(
@@ -152,91 +230,37 @@ _GH_TOKEN = re.compile(
 )
 
 
-def _gh_tokens(expr: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    expr = expr.strip()
-    while pos < len(expr):
-        match = _GH_TOKEN.match(expr, pos)
-        if not match or match.end() == pos:
-            raise Undecidable(f"cannot read {expr[pos:]!r}")
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        tokens.append((kind, value.replace("''", "'") if kind == "str" else value))
-        pos = match.end()
-        while pos < len(expr) and expr[pos].isspace():
-            pos += 1
-    return tokens
-
-
 def github_expression(expr: str, context: Mapping[str, Any]) -> Any:
     """The value of a GitHub Actions expression (the part inside ``${{ }}``, or an ``if:``):
     literals, context properties, ``== != && || !`` and the status functions; anything else
     (``contains``, ``fromJSON``...) is :class:`Undecidable`. Reading ``vars`` or ``secrets``
     goes through ``context["setting"]``, which may raise :class:`NeedsSetting`."""
-    tokens = _gh_tokens(expr)
-    pos = 0
-
-    def peek() -> tuple[str, str] | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> tuple[str, str]:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise Undecidable(f"{expr!r} ends early")
-        pos += 1
-        return tokens[pos - 1]
-
-    def either() -> Any:
-        left = both()
-        while peek() == ("op", "||"):
-            take()
-            right = both()
-            left = left or right
-        return left
-
-    def both() -> Any:
-        left = unary()
-        while peek() == ("op", "&&"):
-            take()
-            right = unary()
-            left = left and right
-        return left
+    parser = _Condition(_GH_TOKEN, expr)
 
     def unary() -> Any:
-        if peek() == ("op", "!"):
-            take()
+        if parser.skip("!"):
             return not _truthy(unary())
-        return compare()
-
-    def compare() -> Any:
         left = primary()
-        nxt = peek()
-        if nxt and nxt[0] == "op" and nxt[1] in ("==", "!="):
-            take()
-            right = primary()
-            equal = _loose(left) == _loose(right)
-            return equal if nxt[1] == "==" else not equal
+        equal = parser.equality(left, primary, _loose)
+        if equal is not None:
+            return equal
+        nxt = parser.peek()
         if nxt and nxt[0] == "op" and nxt[1] in ("<", ">", "<=", ">="):
             raise Undecidable(f"ordering in {expr!r}")
         return left
 
     def primary() -> Any:
-        kind, value = take()
+        kind, value = parser.take()
         if kind == "op" and value == "(":
-            inner = either()
-            if take() != ("op", ")"):
-                raise Undecidable(f"unbalanced {expr!r}")
-            return inner
+            return parser.group(unary)
         if kind == "str":
-            return value
+            return value.replace("''", "'")
         if kind == "num":
             return float(value)
         if kind != "ident":
             raise Undecidable(f"unexpected {value!r} in {expr!r}")
-        if peek() == ("op", "("):
-            take()
-            if take() != ("op", ")"):
+        if parser.skip("("):
+            if parser.take() != ("op", ")"):
                 raise Undecidable(f"function {value} with arguments in {expr!r}")
             return _status_function(value)
         if value in ("true", "false"):
@@ -245,10 +269,7 @@ def github_expression(expr: str, context: Mapping[str, Any]) -> Any:
             return None
         return _property(value, context)
 
-    result = either()
-    if pos != len(tokens):
-        raise Undecidable(f"cannot read {expr!r}")
-    return result
+    return parser.whole(unary)
 
 
 def _status_function(name: str) -> bool:
@@ -523,29 +544,10 @@ _GL_TOKEN = re.compile(
 def gitlab_expression(expr: str, variables: Mapping[str, str]) -> bool:
     """A ``rules: if`` expression: ``$VAR``, strings, ``== != && || ( )``; ``=~`` and other
     forms are :class:`Undecidable`."""
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(expr.rstrip()):
-        match = _GL_TOKEN.match(expr, pos)
-        if not match or match.end() == pos:
-            raise Undecidable(f"cannot read {expr[pos:]!r}")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    at = 0
-
-    def take() -> tuple[str, str]:
-        nonlocal at
-        if at >= len(tokens):
-            raise Undecidable(f"{expr!r} ends early")
-        at += 1
-        return tokens[at - 1]
-
-    def peek() -> tuple[str, str] | None:
-        return tokens[at] if at < len(tokens) else None
+    parser = _Condition(_GL_TOKEN, expr)
 
     def value() -> str | None:
-        kind, text = take()
+        kind, text = parser.take()
         if kind in ("var", "bvar"):
             return variables.get(text) or None
         if kind in ("dq", "sq"):
@@ -555,43 +557,15 @@ def gitlab_expression(expr: str, variables: Mapping[str, str]) -> bool:
         raise Undecidable(f"unexpected {text!r} in {expr!r}")
 
     def atom() -> bool:
-        if peek() == ("op", "("):
-            take()
-            inner = either()
-            if take() != ("op", ")"):
-                raise Undecidable(f"unbalanced {expr!r}")
-            return inner
-        if peek() == ("op", "!"):
-            take()
+        if parser.skip("("):
+            return bool(parser.group(atom))
+        if parser.skip("!"):
             return not atom()
         left = value()
-        nxt = peek()
-        if nxt and nxt[0] == "op" and nxt[1] in ("==", "!="):
-            take()
-            equal = left == value()
-            return equal if nxt[1] == "==" else not equal
-        return bool(left)
+        equal = parser.equality(left, value)
+        return bool(left) if equal is None else equal
 
-    def both() -> bool:
-        left = atom()
-        while peek() == ("op", "&&"):
-            take()
-            right = atom()
-            left = left and right
-        return left
-
-    def either() -> bool:
-        left = both()
-        while peek() == ("op", "||"):
-            take()
-            right = both()
-            left = left or right
-        return left
-
-    result = either()
-    if at != len(tokens):
-        raise Undecidable(f"cannot read {expr!r}")
-    return result
+    return bool(parser.whole(atom))
 
 
 def gitlab_selects(job: Job, variables: Mapping[str, str]) -> bool:

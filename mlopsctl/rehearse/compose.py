@@ -26,7 +26,6 @@ Compose's DNS answers to: the service name, its network aliases and ``container_
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import secrets
@@ -41,6 +40,17 @@ from mlopsctl.rehearse import _proc, images, objectstore, pod, postgres
 from mlopsctl.rehearse._proc import http_call, wait_for
 from mlopsctl.rehearse.errors import NotRehearsable, ProjectError
 from mlopsctl.rehearse.stage import Stage
+from mlopsctl.rehearse.tracking import (
+    API_PATH,
+    FOREIGN_HOST,
+    MANIFEST,
+    _group_rss,
+    check_backend,
+    check_clients,
+    localized,
+    python_version,
+    tracking_config,
+)
 
 COMPOSE_FILE = "deploy/mlflow/docker-compose.yaml"
 ENV_EXAMPLE = ".env.example"
@@ -50,8 +60,6 @@ ENV_FILE = ".env"
 # ``podman-compose --dry-run config``. Installed into its own environment in the cache.
 READER_REQUIREMENT = "podman-compose==1.6.0"
 TRACKING_SERVICE = "mlflow"
-FOREIGN_HOST = "rehearsal.invalid:5000"
-API_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"
 STARTUP_SECONDS = 180
 ONE_SHOT_SECONDS = 300
 # The values the rehearsal gives the env file's secrets (the object store checks no keys).
@@ -63,8 +71,6 @@ _PASSWORD_KEYS = ("POSTGRES_PASSWORD", "PGPASSWORD")
 
 
 def applies(stage: Stage) -> bool:
-    from mlopsctl.rehearse.tracking import MANIFEST
-
     project = stage.project
     return (project / COMPOSE_FILE).is_file() and not (project / MANIFEST).is_file()
 
@@ -294,23 +300,6 @@ class Started:
     substituted: list[str] = field(default_factory=list)
 
 
-def _localized(
-    argv: list[str], port: int, pg: postgres.Postgres | None
-) -> tuple[list[str], list[str]]:
-    from mlopsctl.rehearse.tracking import _localized as listen_local
-
-    out, changed = listen_local(argv, port)
-    if pg is None:
-        return out, changed
-    local = f"{_proc.LOOPBACK}:{pg.service.port}"
-    for index, arg in enumerate(out):
-        replaced = re.sub(r"@postgres(:5432)?/", f"@{local}/", arg)
-        if replaced != arg:
-            changed.append(f"postgres:5432 -> {local}")
-            out[index] = replaced
-    return out, changed
-
-
 class ComposeStack:
     """The services started so far, by name."""
 
@@ -374,8 +363,6 @@ class ComposeStack:
         return Started(service, "object-store", store.port, store.service, healthy=True)
 
     def _build_service(self, service: ComposeService, python: Path, one_shot: bool) -> Started:
-        from mlopsctl.rehearse.tracking import python_version
-
         build = service.spec["build"]
         context = Path(str(build if isinstance(build, str) else build.get("context", ".")))
         if not context.is_absolute():
@@ -399,7 +386,7 @@ class ComposeStack:
         env["HTTP_PROXY"] = env["http_proxy"] = self.stage.network.proxy_url
         pg = self.stage.shared.get("postgres")
         port = _proc.free_port()
-        argv, substituted = _localized(service.command or image.cmd, port, pg)
+        argv, substituted = localized(service.command or image.cmd, port, pg)
         root = self.stage.workspace / f"{service.name}-image"
         workdir = images.lay_out(image, context, root)
         job = pod.Pod.create(
@@ -431,7 +418,6 @@ class ComposeStack:
 
 
 def rehearse_compose(stage: Stage) -> None:
-    from mlopsctl.rehearse.tracking import python_version
 
     path = stage.file(COMPOSE_FILE)
     command = documented_command(path)
@@ -548,8 +534,6 @@ def _ask(port: int, path: str, **kwargs: Any) -> _proc.HttpAnswer:
 
 
 def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, ComposeService]) -> None:
-    from mlopsctl.rehearse.tracking import _experiment_in_postgres, _group_rss, tracking_config
-
     started = stack.started.get(TRACKING_SERVICE)
     if started is None or started.process is None or started.port is None:
         stage.check(
@@ -587,16 +571,8 @@ def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, Compo
     hosts = [f"{n}:{target}" for n in service.dns_names]
     hosts += [f"{'localhost' if h in ('127.0.0.1', '0.0.0.0') else h}:{p}" for h, p in published]
     hosts += [f"{h}:{p}" for h, p in published if h not in ("0.0.0.0", "")]
-    answers = {}
-    for host in dict.fromkeys(hosts):
-        answer = _ask(port, API_PATH, host=host)
-        answers[host] = f"{answer.status} {answer.body[:80].strip()}"
-    refused = {h: a for h, a in answers.items() if not a.startswith("200")}
-    stage.check(
-        "clients by the stack's names and the published port are served",
-        not refused,
-        f"GET {API_PATH} with Host " + ", ".join(answers),
-        "; ".join(f"{h}: {a}" for h, a in refused.items()),
+    check_clients(
+        stage, "clients by the stack's names and the published port are served", port, hosts, _ask
     )
     foreign = _ask(port, API_PATH, host=FOREIGN_HOST)
     stage.check(
@@ -605,22 +581,7 @@ def _check_tracking(stage: Stage, stack: ComposeStack, services: dict[str, Compo
         f"GET {API_PATH} with Host {FOREIGN_HOST} (DNS rebinding protection)",
         f"answered {foreign.status}",
     )
-    experiment = _ask(
-        port,
-        "/api/2.0/mlflow/experiments/create",
-        method="POST",
-        host=hosts[0],
-        headers={"Content-Type": "application/json"},
-        body=json.dumps({"name": "rehearsal-backend-check"}).encode(),
-    )
-    stage.check(
-        "the backend store is the compose file's PostgreSQL",
-        experiment.status == 200
-        and pg is not None
-        and _experiment_in_postgres(stage, "rehearsal-backend-check"),
-        "an experiment created through the API is a row in PostgreSQL's experiments table",
-        f"{experiment.status} {experiment.body[:200]}",
-    )
+    check_backend(stage, "the compose file's PostgreSQL", port, hosts[0], _ask)
     limit = service.memory_limit_mib()
     processes = _group_rss(process.process.pid)
     rss = sum(mib for mib, _ in processes)

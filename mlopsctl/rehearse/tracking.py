@@ -12,7 +12,9 @@ probed the way the kubelet probes it.
 from __future__ import annotations
 
 import json
+import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +64,12 @@ def tracking_config(stage: Stage) -> dict[str, object]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _localized(argv: list[str], port: int) -> tuple[list[str], list[str]]:
-    """argv with the listen address and port made local, and what was substituted."""
+def localized(
+    argv: list[str], port: int, pg: postgres.Postgres | None = None
+) -> tuple[list[str], list[str]]:
+    """argv with the listen address and port made local and, given the local PostgreSQL, the
+    ``postgres:5432`` address in a backend URI (PostgreSQL is no HTTP service the network proxy
+    can route); with what was substituted."""
     out = list(argv)
     changed = []
     for flag, value in (
@@ -76,6 +82,14 @@ def _localized(argv: list[str], port: int) -> tuple[list[str], list[str]]:
             index = out.index(flag) + 1
             changed.append(f"{flag} {out[index]} -> {value}")
             out[index] = value
+    if pg is None:
+        return out, changed
+    local = f"{_proc.LOOPBACK}:{pg.service.port}"
+    for index, arg in enumerate(out):
+        replaced = re.sub(r"@postgres(:5432)?/", f"@{local}/", arg)
+        if replaced != arg:
+            changed.append(f"postgres:5432 -> {local}")
+            out[index] = replaced
     return out, changed
 
 
@@ -128,7 +142,7 @@ def start_tracking_server(stage: Stage, container: manifests.Container) -> Track
     # Cluster DNS: the pod's HTTP clients (boto3 to the store) resolve Service names through it.
     env["HTTP_PROXY"] = env["http_proxy"] = stage.network.proxy_url
     port = _proc.free_port()
-    argv, substituted = _localized(container.expanded(env), port)
+    argv, substituted = localized(container.expanded(env), port)
     root = stage.workspace / "mlflow-image"
     workdir = images.lay_out(image, stage.project, root)
     server_pod = pod.Pod.create(
@@ -228,31 +242,8 @@ def rehearse_tracking_server(stage: Stage) -> None:
             "check does not apply to stays green while every client gets 403",
             f"answered {foreign}",
         )
-    answers = {}
-    for host in svc.hosts(5000, NAMESPACE):
-        answer = http_call(port, API_PATH, host=host)
-        answers[host] = f"{answer.status} {answer.body[:80].strip()}"
-    refused = {h: a for h, a in answers.items() if not a.startswith("200")}
-    stage.check(
-        "in-cluster clients are served",
-        not refused,
-        f"GET {API_PATH} with Host " + ", ".join(answers),
-        "; ".join(f"{h}: {a}" for h, a in refused.items()),
-    )
-    experiment = http_call(
-        port,
-        "/api/2.0/mlflow/experiments/create",
-        method="POST",
-        host=svc.hosts(5000, NAMESPACE)[0],
-        headers={"Content-Type": "application/json"},
-        body=json.dumps({"name": "rehearsal-backend-check"}).encode(),
-    )
-    stage.check(
-        "the backend store is the manifest's PostgreSQL",
-        experiment.status == 200 and _experiment_in_postgres(stage, "rehearsal-backend-check"),
-        "an experiment created through the API is a row in PostgreSQL's experiments table",
-        f"{experiment.status} {experiment.body[:200]}",
-    )
+    check_clients(stage, "in-cluster clients are served", port, svc.hosts(5000, NAMESPACE))
+    check_backend(stage, "the manifest's PostgreSQL", port, svc.hosts(5000, NAMESPACE)[0])
     _check_memory(stage, container, service)
     stage.network.add(svc.name, 5000, port)
     stage.shared["tracking"] = {
@@ -261,6 +252,47 @@ def rehearse_tracking_server(stage: Stage) -> None:
         "artifact_root": server.artifact_root,
         "service": service,
     }
+
+
+Call = Callable[..., _proc.HttpAnswer]
+
+
+def check_clients(
+    stage: Stage, name: str, port: int, hosts: list[str], call: Call = http_call
+) -> None:
+    """The server answers 200 to each of ``hosts`` as the Host header (each asked once)."""
+    answers = {}
+    for host in dict.fromkeys(hosts):
+        answer = call(port, API_PATH, host=host)
+        answers[host] = f"{answer.status} {answer.body[:80].strip()}"
+    refused = {h: a for h, a in answers.items() if not a.startswith("200")}
+    stage.check(
+        name,
+        not refused,
+        f"GET {API_PATH} with Host " + ", ".join(answers),
+        "; ".join(f"{h}: {a}" for h, a in refused.items()),
+    )
+
+
+def check_backend(stage: Stage, backend: str, port: int, host: str, call: Call = http_call) -> None:
+    """An experiment created through the API with Host ``host`` is a row in the rehearsal's
+    PostgreSQL, the backend store ``backend`` names."""
+    experiment = call(
+        port,
+        "/api/2.0/mlflow/experiments/create",
+        method="POST",
+        host=host,
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"name": "rehearsal-backend-check"}).encode(),
+    )
+    stage.check(
+        f"the backend store is {backend}",
+        experiment.status == 200
+        and "postgres" in stage.shared
+        and _experiment_in_postgres(stage, "rehearsal-backend-check"),
+        "an experiment created through the API is a row in PostgreSQL's experiments table",
+        f"{experiment.status} {experiment.body[:200]}",
+    )
 
 
 def _group_rss(pgid: int) -> list[tuple[float, str]]:
