@@ -41,10 +41,11 @@ PROFILES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
             "project_name=fraud-detection",
             "description=Scores card transactions for fraud",
             "governance_level=production",
+            "framework=xgboost",
             "scale_requirements.rps=500",
             "scale_requirements.latency_ms=150",
         ],
-        {"tier": "T3", "rollout": "progressive", "serving": "kserve"},
+        {"tier": "T3", "rollout": "progressive", "serving": "kserve", "framework": "xgboost"},
     ),
     "batch-spark": (
         "init",
@@ -53,8 +54,13 @@ PROFILES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     ),
     "hybrid": (
         "init",
-        ["deployment_target=hybrid"],
-        {"deployment_pattern": "hybrid", "serving": "kserve", "batch_engine": "cronjob"},
+        ["deployment_target=hybrid", "framework=lightgbm"],
+        {
+            "deployment_pattern": "hybrid",
+            "serving": "kserve",
+            "batch_engine": "cronjob",
+            "framework": "lightgbm",
+        },
     ),
     "on-prem-compose": ("init", ["kubernetes=false"], {"serving": "mlflow", "orchestration": "ci"}),
     "gitlab": ("init", ["ci_platform=gitlab-ci"], {"ci_platform": "gitlab-ci"}),
@@ -85,7 +91,12 @@ def test_each_profile_is_what_the_matrix_says(tmp_path: Path, profile: str) -> N
     """The answers give the design the profile stands for (the matrix rehearses what it says)."""
     design = _design(_generate(tmp_path, profile))
     requirements = design["requirements"]
-    stack = {**design["stack"], "tier": design["tier"], "ci_platform": requirements["ci_platform"]}
+    stack = {
+        **design["stack"],
+        "tier": design["tier"],
+        "ci_platform": requirements["ci_platform"],
+        "framework": requirements["framework"],
+    }
     expected = PROFILES[profile][2]
     assert {k: stack[k] for k in expected} == expected
 
