@@ -7,7 +7,9 @@ entry points among them.
 Where each profile is rehearsed: the default's every component in tests/test_rehearse.py; the CI
 component (every job of the generated CI in a fresh clone, the longest) for the default's GitHub
 workflows and the GitLab and Jenkins variants in tests/test_rehearse_ci.py, the variants' other
-files being the default's; every other profile here, with all its components but the CI.
+files being the default's; every other profile here, with all its components but the CI. The
+frameworks the project's MLServer runtime serves are spread over the served profiles: the
+default is scikit-learn, the fraud profile XGBoost, the hybrid one LightGBM.
 
 What profiles share: the rehearsal's cache (``MLOPSCTL_REHEARSE_CACHE``, default
 /var/cache/mlopsctl/rehearse) holds one virtual environment per distinct set of requirements, so
@@ -156,3 +158,27 @@ def test_a_tracking_server_and_the_entry_points_are_rehearsed(
     assert trained and trained[0].passed, _explain(report)
     expected = "compose" if profile == "on-prem-compose" else "tracking-server"
     assert tracking == [expected]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse-b")
+def test_the_framework_trained_is_the_one_served(rehearsed: tuple[str, Stage, Rehearsal]) -> None:
+    """XGBoost (fraud) and LightGBM (hybrid) champions are published and served by the
+    project's MLServer runtime: each release's downloaded model has the framework's flavor and
+    answers a request as the version just published."""
+    profile, stage, report = rehearsed
+    if "serving" not in _applicable(stage):  # batch, or served by `mlflow models serve`
+        assert not [h for h in report.handoffs if h.component == "serving"]
+        return
+    framework = PROFILES[profile][2].get("framework", "sklearn")
+    for release in ("release 1", "release 2"):
+        for name in (
+            f"the published model is the project's {framework} model",
+            "a valid V2 request gets predictions from the published version",
+        ):
+            found = [
+                h
+                for h in report.handoffs
+                if h.component == "serving" and h.name == f"{release}: {name}"
+            ]
+            assert found and found[0].passed, f"{profile} {release}: {name}\n{_explain(report)}"

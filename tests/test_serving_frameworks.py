@@ -88,3 +88,11 @@ def test_each_release_is_published_for_the_runtime(project: Any) -> None:
     pipeline = (root / "pipelines/retraining_pipeline.py").read_text(encoding="utf-8")
     assert 'subprocess.run(["python", "/app/src/publish.py"' in pipeline
     assert re.search(r"^publish:", (root / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
+    ci = (root / ".github/workflows/ci.yaml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+make publish$", ci, re.MULTILINE)
+
+
+def test_the_readme_names_the_runtime_that_serves_the_model(project: Any) -> None:
+    framework, _, root = project
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert f"ServingRuntime (MLServer's MLflow runtime serving the {framework} model, V2)" in readme
