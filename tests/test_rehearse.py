@@ -547,6 +547,7 @@ SERVING_HANDOFFS = [
             "the runtime starts as the ServingRuntime and InferenceService declare it",
             "readiness endpoint",
             "V2 model metadata names the version just published",
+            "the published model is the project's sklearn model",
             "a valid V2 request gets predictions from the published version",
             "a request with an unknown column is refused with 4xx",
             "a request with a wrong type is refused with 4xx",

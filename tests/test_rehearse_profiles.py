@@ -7,7 +7,9 @@ entry points among them.
 Where each profile is rehearsed: the default's every component in tests/test_rehearse.py; the CI
 component (every job of the generated CI in a fresh clone, the longest) for the default's GitHub
 workflows and the GitLab and Jenkins variants in tests/test_rehearse_ci.py, the variants' other
-files being the default's; every other profile here, with all its components but the CI.
+files being the default's; every other profile here, with all its components but the CI. The
+frameworks the project's MLServer runtime serves are spread over the served profiles: the
+default is scikit-learn, the fraud profile XGBoost, the hybrid one LightGBM.
 
 What profiles share: the rehearsal's cache (``MLOPSCTL_REHEARSE_CACHE``, default
 /var/cache/mlopsctl/rehearse) holds one virtual environment per distinct set of requirements, so
@@ -41,10 +43,11 @@ PROFILES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
             "project_name=fraud-detection",
             "description=Scores card transactions for fraud",
             "governance_level=production",
+            "framework=xgboost",
             "scale_requirements.rps=500",
             "scale_requirements.latency_ms=150",
         ],
-        {"tier": "T3", "rollout": "progressive", "serving": "kserve"},
+        {"tier": "T3", "rollout": "progressive", "serving": "kserve", "framework": "xgboost"},
     ),
     "batch-spark": (
         "init",
@@ -53,8 +56,13 @@ PROFILES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     ),
     "hybrid": (
         "init",
-        ["deployment_target=hybrid"],
-        {"deployment_pattern": "hybrid", "serving": "kserve", "batch_engine": "cronjob"},
+        ["deployment_target=hybrid", "framework=lightgbm"],
+        {
+            "deployment_pattern": "hybrid",
+            "serving": "kserve",
+            "batch_engine": "cronjob",
+            "framework": "lightgbm",
+        },
     ),
     "on-prem-compose": ("init", ["kubernetes=false"], {"serving": "mlflow", "orchestration": "ci"}),
     "gitlab": ("init", ["ci_platform=gitlab-ci"], {"ci_platform": "gitlab-ci"}),
@@ -85,7 +93,12 @@ def test_each_profile_is_what_the_matrix_says(tmp_path: Path, profile: str) -> N
     """The answers give the design the profile stands for (the matrix rehearses what it says)."""
     design = _design(_generate(tmp_path, profile))
     requirements = design["requirements"]
-    stack = {**design["stack"], "tier": design["tier"], "ci_platform": requirements["ci_platform"]}
+    stack = {
+        **design["stack"],
+        "tier": design["tier"],
+        "ci_platform": requirements["ci_platform"],
+        "framework": requirements["framework"],
+    }
     expected = PROFILES[profile][2]
     assert {k: stack[k] for k in expected} == expected
 
@@ -145,3 +158,27 @@ def test_a_tracking_server_and_the_entry_points_are_rehearsed(
     assert trained and trained[0].passed, _explain(report)
     expected = "compose" if profile == "on-prem-compose" else "tracking-server"
     assert tracking == [expected]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rehearse-b")
+def test_the_framework_trained_is_the_one_served(rehearsed: tuple[str, Stage, Rehearsal]) -> None:
+    """XGBoost (fraud) and LightGBM (hybrid) champions are published and served by the
+    project's MLServer runtime: each release's downloaded model has the framework's flavor and
+    answers a request as the version just published."""
+    profile, stage, report = rehearsed
+    if "serving" not in _applicable(stage):  # batch, or served by `mlflow models serve`
+        assert not [h for h in report.handoffs if h.component == "serving"]
+        return
+    framework = PROFILES[profile][2].get("framework", "sklearn")
+    for release in ("release 1", "release 2"):
+        for name in (
+            f"the published model is the project's {framework} model",
+            "a valid V2 request gets predictions from the published version",
+        ):
+            found = [
+                h
+                for h in report.handoffs
+                if h.component == "serving" and h.name == f"{release}: {name}"
+            ]
+            assert found and found[0].passed, f"{profile} {release}: {name}\n{_explain(report)}"

@@ -176,11 +176,22 @@ def v2_request(signature_inputs: list[dict[str, Any]], rows: int = 2) -> dict[st
     return {"inputs": inputs}
 
 
-def signature_inputs(model_dir: Path) -> list[dict[str, Any]]:
+def _mlmodel(model_dir: Path) -> dict[str, Any]:
     import yaml
 
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text(encoding="utf-8"))
-    signature = (mlmodel or {}).get("signature") or {}
+    return mlmodel if isinstance(mlmodel, dict) else {}
+
+
+def model_flavors(model_dir: Path) -> list[str]:
+    """The MLflow flavors the model directory's MLmodel declares."""
+    flavors = _mlmodel(model_dir).get("flavors")
+    return sorted(str(f) for f in flavors) if isinstance(flavors, dict) else []
+
+
+def signature_inputs(model_dir: Path) -> list[dict[str, Any]]:
+    mlmodel = _mlmodel(model_dir)
+    signature = mlmodel.get("signature") or {}
     inputs = json.loads(signature.get("inputs") or "[]")
     return [i for i in inputs if isinstance(i, dict) and i.get("name")]
 
@@ -464,6 +475,18 @@ class ServingRehearsal:
             f"GET /v2/models/{self.model}: versions against [{release.version}]",
             f"{metadata.status} {metadata.body[:300]}",
         )
+        from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
+
+        framework = str(stage.answers.get("framework", "sklearn"))
+        flavor = (serving_table()["frameworks"].get(framework) or {}).get("mlflow_flavor")
+        flavors = model_flavors(release.model_dir)
+        stage.check(
+            f"{label}: the published model is the project's {framework} model",
+            flavor in flavors,
+            f"the downloaded MLmodel declares the {flavor} flavor (data/serving.yaml's "
+            f"mlflow_flavor for {framework}), which MLServer's MLflow runtime loads through pyfunc",
+            f"flavors {flavors}",
+        )
         columns = signature_inputs(release.model_dir)
         request = v2_request(columns)
         infer = f"/v2/models/{self.model}/infer"
@@ -499,8 +522,6 @@ class ServingRehearsal:
                 f"{refused.status} {refused.body[:300]}",
             )
         self.check_memory(release, label)
-        from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
-
         requests = serving_table()["runtime_metrics"][DEPLOYMENT_RUNTIME]["requests"]
         metrics = http_call(release.metrics_port, "/metrics")
         stage.check(
