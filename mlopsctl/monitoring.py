@@ -300,12 +300,12 @@ def _alert_specs(design: StackDesign, q: dict[str, str]) -> dict[str, dict[str, 
 def saturation_contract(design: StackDesign, q: dict[str, str]) -> dict[str, Any] | None:
     """The saturation alert's facts, or None where there is none: no measured capacity (the
     threshold is None), or no request counter the runtime exports, or no watched endpoint."""
-    from mlopsctl.rules.sizing import SATURATION_FRACTION
-
     threshold = design.thresholds.saturation_rps_per_replica
     measured = design.requirements.measured
     if threshold is None or measured is None or "busiest_replica_rps" not in q:
         return None
+    # The fraction of the measured capacity the sizing rules set the threshold at.
+    fraction = threshold / measured.rps_per_replica
     if not serving_watched(design):
         return None
     sizing = design.sizing
@@ -318,14 +318,14 @@ def saturation_contract(design: StackDesign, q: dict[str, str]) -> dict[str, Any
         f"{measured.p95_ms:g} ms within the {measured.latency_target_ms:g} ms SLA "
         f"({measured.summary()}; {measured.runtime}, {measured.tool}, {measured.machine}). "
         f"Replicas are sized for {sizing.target_utilization:.0%} of that; the busiest one has "
-        f"served more than {SATURATION_FRACTION:.0%} of it ({threshold:.15g} requests/s) for "
+        f"served more than {fraction:.0%} of it ({threshold:.15g} requests/s) for "
         f"{minutes} minutes: the autoscaler cannot add replicas (at most {sizing.max_replicas}) "
         "or the traffic outgrew the measurement. Measure again after a model or runtime change "
         "(mlopsctl rehearse --measure)."
     )
     return {
         "threshold": threshold,
-        "fraction": SATURATION_FRACTION,
+        "fraction": fraction,
         "capacity": measured.rps_per_replica,
         "measured": measured.summary(),
         "for": f"{minutes}m",
