@@ -93,6 +93,8 @@ def test_text_report_explains_the_decision(runner: CliRunner, workdir: Path) -> 
     result = runner.invoke(app, ["assess", "--defaults", "--set", "existing_stack=[sagemaker]"])
     assert result.exit_code == 0, result.output
     out = result.stdout
+    # No measurement: the threshold only a measured capacity sets is shown as absent.
+    assert "none: not measured" in out
     for part in (
         "Recommended stack",
         "Why",

@@ -91,7 +91,9 @@ def print_report(console: Console, design: StackDesign) -> None:
         who = owner.rule if owner else "-"
         if owner and owner.formula:
             who += f" ({owner.formula})"
-        th.add_row(key, f"{value:g}", escape(who))
+        # A threshold only a measurement sets (the saturation alert's) is None without one.
+        shown = "none: not measured" if value is None else f"{value:g}"
+        th.add_row(key, shown, escape(who))
     console.print(th)
 
     sz = Table(title="Sizing", title_justify="left")
