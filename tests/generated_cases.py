@@ -37,6 +37,19 @@ class Case:
         return design.model_copy(update={"stack": stack, "sizing": sizing, "components": parts})
 
 
+# A replica's capacity as `mlopsctl rehearse --measure` records it.
+MEASURED: dict[str, Any] = {
+    "rps_per_replica": 180.0,
+    "p95_ms": 41.0,
+    "latency_target_ms": 200.0,
+    "concurrency": 8,
+    "cpu_cores": 1.0,
+    "measured_on": "2026-12-02",
+    "machine": "Example CPU (2 CPUs)",
+    "runtime": "mlserver 1.7.1",
+    "tool": "locust 2.47.0",
+}
+
 CASES: dict[str, Case] = {
     "defaults": Case({}),
     "design-defaults": Case({}, "T2"),
@@ -93,17 +106,7 @@ CASES: dict[str, Case] = {
     "production-measured": Case(
         {
             "governance_level": "production",
-            "measured": {
-                "rps_per_replica": 180.0,
-                "p95_ms": 41.0,
-                "latency_target_ms": 200.0,
-                "concurrency": 8,
-                "cpu_cores": 1.0,
-                "measured_on": "2026-12-02",
-                "machine": "Example CPU (2 CPUs)",
-                "runtime": "mlserver 1.7.1",
-                "tool": "locust 2.47.0",
-            },
+            "measured": MEASURED,
         },
         "T2",
     ),

@@ -18,6 +18,7 @@ from mlopsctl.names import resource_names
 from mlopsctl.render import generate
 from mlopsctl.rules.engine import evaluate
 from tests.conftest import make_requirements
+from tests.generated_cases import MEASURED
 
 ROOT = Path(__file__).resolve().parents[1]
 Project = tuple[StackDesign, Path]
@@ -234,18 +235,6 @@ def test_serving_down_is_tested_where_its_metric_exists(project: Project) -> Non
 
 
 # --- the saturation alert: from a measured capacity, where a request counter exists ---------
-
-MEASURED: dict[str, Any] = {
-    "rps_per_replica": 180.0,
-    "p95_ms": 41.0,
-    "latency_target_ms": 200.0,
-    "concurrency": 8,
-    "cpu_cores": 1.0,
-    "measured_on": "2026-12-02",
-    "machine": "Example CPU (2 CPUs)",
-    "runtime": "mlserver 1.7.1",
-    "tool": "locust 2.47.0",
-}
 
 
 def _promtool(dest: Path) -> None:

@@ -32,24 +32,13 @@ from mlopsctl.rehearse.runner import run_components, session
 from mlopsctl.rehearse.stage import Stage
 
 from .conftest import make_requirements
-from .generated_cases import CASES, Case
+from .generated_cases import CASES, MEASURED, Case
 
 NAME = "observed"
 # MLServer as KServe v0.20's kserve-mlserver runtime ships it (versions.yaml: images.mlserver).
 MLSERVER = "1.7.1"
 _METRIC = re.compile(r"(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[)")
 # A capacity as `rehearse --measure` records it: the saturation alert is generated and checked.
-MEASURED: dict[str, Any] = {
-    "rps_per_replica": 180.0,
-    "p95_ms": 41.0,
-    "latency_target_ms": 200.0,
-    "concurrency": 8,
-    "cpu_cores": 1.0,
-    "measured_on": "2026-12-02",
-    "machine": "Example CPU (2 CPUs)",
-    "runtime": "mlserver 1.7.1",
-    "tool": "locust 2.47.0",
-}
 _FUNCTIONS = {"rate", "sum", "by", "max", "min", "histogram_quantile", "vector"}
 
 
