@@ -307,3 +307,25 @@ def test_embedded_lightgbm_project_exports_its_trees(tmp_path: Path) -> None:
     predicted = json.loads(answer.stdout)
     assert len(predicted["predictions"]) == 2 and set(predicted["predictions"]) <= {0, 1}
     assert all(abs(sum(p) - 1.0) < 1e-5 for p in predicted["probabilities"])
+
+
+def test_the_generated_consistency_test_passes_where_latency_is_not_watched(
+    tmp_path: Path,
+) -> None:
+    """An edge project's monitoring watches no serving latency: its own threshold test must
+    still pass (it read a latency metric that only online projects have)."""
+    rendered = render_all(tmp_path)
+    roots = [root for design, root in rendered.values() if design.components.onnx_export]
+    assert roots
+    for root in roots:
+        metrics = json.loads((root / "config" / "monitoring.json").read_text(encoding="utf-8"))
+        assert "prediction_latency_ms" not in {m["name"] for m in metrics["metrics"]}
+        test = "tests/test_project.py::test_thresholds_are_the_same_everywhere"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--", test],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -26,7 +26,10 @@ def test_thresholds_are_the_same_everywhere() -> None:
     if monitoring_file.exists():
         metrics = {m["name"]: m for m in load("config/monitoring.json")["metrics"]}
         assert metrics["feature_drift_psi"]["alert_threshold"]["value"] == t["psi_investigate"]
-        assert metrics["prediction_latency_ms"]["alert_threshold"]["p95"] == t["latency_p95_alert_ms"]
+        # Latency is watched only where something serves online and its runtime exports it.
+        if "prediction_latency_ms" in metrics:
+            latency = metrics["prediction_latency_ms"]["alert_threshold"]["p95"]
+            assert latency == t["latency_p95_alert_ms"]
 
 
 def test_reference_data_passes_validation() -> None:
