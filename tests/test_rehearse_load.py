@@ -624,7 +624,8 @@ def test_measure_records_the_capacity_and_update_sizes_from_it(measured_stage: S
     ]
     rps = capacity.rps_per_replica
     assert predictor["maxReplicas"] == min(200, max(2, math.ceil(1000 / (rps * 0.7))))
-    assert predictor["scaleTarget"] == max(1, min(1000, math.floor(rps * 0.7 * 200 / 1000)))
+    # The concurrency target: 70 % of the requests in flight the replica was measured at.
+    assert predictor["scaleTarget"] == max(1, min(1000, math.floor(capacity.concurrency * 0.7)))
     assert capacity.summary() in (dest / "docs/decisions.md").read_text()
 
 
