@@ -47,6 +47,18 @@ def test_the_export_is_decided_for_the_scikit_learn_family_on_onnx_runtime(
         assert design.stack.serving == "onnxruntime"
 
 
+def init(project: Path, answers: list[str]) -> None:
+    """Generate ``project`` with the installed command, as a user would."""
+    run = subprocess.run(
+        [str(BIN / "mlopsctl"), "init", "--defaults", *answers, "--", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+
+
 def _pins(root: Path) -> dict[str, str]:
     pins = {}
     for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
@@ -78,14 +90,7 @@ def test_only_exporting_projects_get_the_export_and_its_pins(tmp_path: Path) -> 
 def test_the_optimization_decision_and_its_rules_reach_the_export(tmp_path: Path) -> None:
     project = tmp_path / "fast"
     answers = ["--set", "deployment_target=embedded", "--set", "scale_requirements.latency_ms=20"]
-    run = subprocess.run(
-        [str(BIN / "mlopsctl"), "init", "--defaults", *answers, "--", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    init(project, answers)
     edge = json.loads((project / "config" / "edge.json").read_text(encoding="utf-8"))
     assert edge["optimization"]["decision"] == "required"
     assert edge["optimization"]["rules"] == ["SRV002"]
@@ -151,14 +156,7 @@ def test_edge_project_exports_a_bundle_that_runs_on_onnxruntime_alone(tmp_path: 
     project = tmp_path / "edge-project"
     # latency under 50 ms: SRV002 decides optimization, so the export tries to quantize.
     answers = ["--set", "deployment_target=edge", "--set", "scale_requirements.latency_ms=20"]
-    run = subprocess.run(
-        [str(BIN / "mlopsctl"), "init", "--defaults", *answers, "--", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    init(project, answers)
     venv_dir = project_venv(project)
     venv = f"VENV={venv_dir}"
     python = venv_dir / "bin" / "python"
@@ -272,14 +270,7 @@ def test_embedded_lightgbm_project_exports_its_trees(tmp_path: Path) -> None:
         "--set",
         "scale_requirements.latency_ms=30",
     ]
-    run = subprocess.run(
-        [str(BIN / "mlopsctl"), "init", "--defaults", *answers, "--", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    init(project, answers)
     venv_dir = project_venv(project)
     python = venv_dir / "bin" / "python"
     tests = _run(
