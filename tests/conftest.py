@@ -133,10 +133,27 @@ def _interrupts_delivered() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def ungrouped(items: list[pytest.Item]) -> list[str]:
+    """The tests marked with an xdist group whose node id lacks the group's suffix: where
+    ``--dist loadgroup`` did not take effect (the suffix is how the scheduler groups them)."""
+    return [
+        item.nodeid
+        for item in items
+        if (group := xdist_group(item)) is not None and not item.nodeid.endswith(f"@{group}")
+    ]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``long`` tests first: each worker starts one while the others share the rest, instead of
     the run ending with workers idle beside the last long test. A test that would rehearse the
-    default profile a second time (outside its xdist group) stops the run."""
+    default profile a second time (outside its xdist group), or a worker whose grouping did not
+    take effect, stops the run."""
+    if getattr(config.option, "loadgroup", False) and (lost := ungrouped(items)):
+        raise pytest.UsageError(
+            "--dist loadgroup did not group these tests (their node ids lack the group suffix; "
+            f"see pytest-dev/pytest-xdist#1386 and the pytest pin in pyproject.toml): {lost[:3]}"
+        )
     outside = outside_the_rehearsal_group(items)
     if outside:
         raise pytest.UsageError(

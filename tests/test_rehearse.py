@@ -14,6 +14,8 @@ import fnmatch
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from .conftest import (
     handoff,
     make_requirements,
     outside_the_rehearsal_group,
+    ungrouped,
 )
 
 NAME = DEFAULT_NAME
@@ -158,6 +161,53 @@ def test_a_test_using_the_default_rehearsal_outside_its_xdist_group_is_named() -
         _Collected("d", ["default_project"]),
     ]
     assert outside_the_rehearsal_group(cast(list[pytest.Item], items)) == ["b", "c"]
+
+
+def test_a_grouped_test_whose_node_id_lacks_its_group_is_named() -> None:
+    items = [
+        _Collected(f"a@{REHEARSAL_GROUP}", ["default_rehearsal"], REHEARSAL_GROUP),
+        _Collected("b", ["default_rehearsal"], REHEARSAL_GROUP),
+        _Collected("c", ["default_project"]),
+    ]
+    assert ungrouped(cast(list[pytest.Item], items)) == ["b"]
+
+
+def test_the_installed_pytest_and_xdist_run_a_group_on_one_worker(tmp_path: Path) -> None:
+    """`make test`'s ``--dist loadgroup`` with the installed pytest and pytest-xdist: the tests
+    of one group run on one worker (where grouping silently stops, each worker would rehearse
+    the default profile)."""
+    (tmp_path / "test_grouped.py").write_text(
+        "import os\n"
+        "import pytest\n\n"
+        "@pytest.mark.xdist_group('one')\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_grouped(i):\n"
+        "    with open('workers.txt', 'a') as out:\n"
+        "        out.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_grouped.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    workers = (tmp_path / "workers.txt").read_text().split()
+    assert len(workers) == 6
+    assert len(set(workers)) == 1, workers
 
 
 def test_cluster_network_resolves_every_form_of_a_service_name() -> None:
