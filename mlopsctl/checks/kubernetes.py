@@ -147,7 +147,9 @@ def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
     covered = {
         "InferenceService",
+        "Model",
         "PrometheusRule",
+        "Server",
         "ServingRuntime",
         "SparkApplication",
         "ScheduledSparkApplication",

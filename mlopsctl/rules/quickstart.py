@@ -50,7 +50,7 @@ def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
         return f"mlflow models predict -m '{model_uri}' -i input.csv -t csv -o predictions.csv"
     commands = {
         "kserve": "kubectl apply -f k8s/inferenceservice.yaml",
-        "seldon": "kubectl apply -f k8s/seldon-model.yaml",
+        "seldon": "kubectl apply -f k8s/serving-access.yaml -f k8s/seldon.yaml",
         "mlflow": f"mlflow models serve -m '{model_uri}' --host 0.0.0.0 --port 5001",
         "torchserve": f"torchserve --start --model-store model_store --models {name}={name}.mar",
         "tf_serving": (
