@@ -424,11 +424,14 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
     deployment = [
         d
         for _, d in manifests(root)
-        if d["kind"] in {"InferenceService", "Deployment", "CronJob", "ScheduledSparkApplication"}
+        if d["kind"]
+        in {"InferenceService", "Deployment", "Model", "CronJob", "ScheduledSparkApplication"}
         and d["metadata"]["name"]
         in {design.requirements.project_name, design.requirements.project_name + "-batch"}
     ]
-    assert bool(deployment) == (f["kserve"] or f["k8s_deployment"] or f["batch_job"])
+    assert bool(deployment) == (
+        f["kserve"] or f["k8s_deployment"] or f["seldon"] or f["batch_job"]
+    )
     for doc in deployment:
         assert errors_of(contract_validator("deployment-manifest"), doc) == []
 
