@@ -136,13 +136,29 @@ def test_kubernetes_kinds_pass_kubernetes_validate(projects: Any, case: str) -> 
     docs = manifests(root)
     assert bool(docs) == design.requirements.kubernetes
     for path, doc in docs:
-        # Custom resources: the KServe CRDs below, the Spark operator's in test_rehearse_batch.
-        if doc["kind"] in {"InferenceService", "ServingRuntime", "ScheduledSparkApplication"}:
+        # Custom resources: the KServe CRDs below, the Spark operator's in test_rehearse_batch,
+        # Seldon's below.
+        if doc["apiVersion"].split("/")[0] in {
+            "serving.kserve.io",
+            "sparkoperator.k8s.io",
+            "mlops.seldon.io",
+        }:
             continue
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{path.name} {doc['kind']}: {exc.message} at {list(exc.path)}")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_seldon_resources_pass_the_seldon_schemas(projects: Any, case: str) -> None:
+    from mlopsctl.checks.seldon import seldon_validator
+
+    design, root = projects[case]
+    found = [(p, d) for p, d in manifests(root) if d["apiVersion"].startswith("mlops.seldon.io/")]
+    assert sorted(d["kind"] for _, d in found) == (["Model", "Server"] if flags(design)["seldon"] else [])
+    for path, doc in found:
+        assert errors_of(seldon_validator(doc["kind"]), doc) == [], (path.name, doc["kind"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -532,6 +548,7 @@ SECRET_SCAN = [
     "production-lightgbm-gitlab",
     "experimental-batch-jenkins",
     "variant-deployment-serving-production",
+    "seldon-production",  # Seldon Core v2 resources and the rclone storage secret they name
     "variant-spark-kubeflow",
     "online-without-kubernetes-huggingface",
     "embedded-sklearn-lifecycle",  # the ONNX export, its runner and config/edge.json
