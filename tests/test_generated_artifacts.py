@@ -156,7 +156,10 @@ def test_seldon_resources_pass_the_seldon_schemas(projects: Any, case: str) -> N
 
     design, root = projects[case]
     found = [(p, d) for p, d in manifests(root) if d["apiVersion"].startswith("mlops.seldon.io/")]
-    assert sorted(d["kind"] for _, d in found) == (["Model", "Server"] if flags(design)["seldon"] else [])
+    f = flags(design)
+    challengers = int(f["canary"]) + int(f["shadow"])
+    kinds = ["Server", "Model"] + ["Model"] * challengers + ["Experiment"] * bool(challengers)
+    assert sorted(d["kind"] for _, d in found) == (sorted(kinds) if f["seldon"] else [])
     for path, doc in found:
         assert errors_of(seldon_validator(doc["kind"]), doc) == [], (path.name, doc["kind"])
 
@@ -445,9 +448,7 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
         and d["metadata"]["name"]
         in {design.requirements.project_name, design.requirements.project_name + "-batch"}
     ]
-    assert bool(deployment) == (
-        f["kserve"] or f["k8s_deployment"] or f["seldon"] or f["batch_job"]
-    )
+    assert bool(deployment) == (f["kserve"] or f["k8s_deployment"] or f["seldon"] or f["batch_job"])
     for doc in deployment:
         assert errors_of(contract_validator("deployment-manifest"), doc) == []
 

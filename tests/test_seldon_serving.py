@@ -134,7 +134,7 @@ STORAGE_URI = f'  storageUri: "{resource_names(PROJECT)["storage_uri"]}"\n'
             '  replicas: "one"\n  minReplicas: 1\n  maxReplicas: 2\n  podSpec',
             "Server",
             '  replicas: "one"',
-            f"Server {PROJECT}-mlserver: Seldon Server schema: spec.replicas: \"one\" is not of "
+            f'Server {PROJECT}-mlserver: Seldon Server schema: spec.replicas: "one" is not of '
             "type 'integer'",
         ),
     ],
@@ -178,6 +178,34 @@ def test_a_seldon_resource_of_another_api_version_is_named(
     ]
 
 
+def test_a_seldon_canary_is_an_experiment_over_two_models(tmp_path: Path) -> None:
+    dest = _project(tmp_path / PROJECT, ["model_server=seldon", "governance_level=production"])
+    design = json.loads((dest / ".mlopsctl/design.json").read_text())
+    assert design["components"]["canary"] and not design["components"]["shadow"]
+    names = resource_names(PROJECT)
+    docs = [d for d in yaml.safe_load_all((dest / SELDON).read_text()) if d]
+    assert [d["kind"] for d in docs] == ["Server", "Model", "Model", "Experiment"]
+    server, champion, canary, experiment = docs
+    sizing = design["sizing"]
+    # one Server replica per champion replica, and one for the canary
+    assert server["spec"]["replicas"] == sizing["min_replicas"] + 1
+    assert server["spec"]["maxReplicas"] == sizing["max_replicas"] + 1
+    assert champion["metadata"]["name"] == PROJECT
+    assert canary["metadata"]["name"] == names["canary"]
+    assert canary["spec"]["replicas"] == canary["spec"]["maxReplicas"] == 1
+    assert canary["spec"]["requirements"] == champion["spec"]["requirements"] == ["mlflow"]
+    percent = design["sizing"]["canary_percent"] or design["sizing"]["rollout_steps"][0]
+    assert 0 < percent < 100
+    assert experiment["spec"] == {
+        "default": PROJECT,
+        "candidates": [
+            {"name": PROJECT, "weight": 100 - percent},
+            {"name": names["canary"], "weight": percent},
+        ],
+    }
+    assert validate(dest).findings == []
+
+
 @pytest.mark.parametrize(
     ("sets", "serving"),
     [([], "inferenceservice.yaml"), (["deployment_target=batch"], None)],
@@ -189,8 +217,31 @@ def test_decisions_without_seldon_have_no_seldon_resources(
     design = json.loads((dest / ".mlopsctl/design.json").read_text())
     assert design["components"]["seldon"] is False
     assert not (dest / SELDON).exists()
-    assert "mlops.seldon.io" not in "".join(
-        p.read_text() for p in (dest / "k8s").glob("*.yaml")
-    )
+    assert "mlops.seldon.io" not in "".join(p.read_text() for p in (dest / "k8s").glob("*.yaml"))
     if serving:
         assert (dest / "k8s" / serving).is_file()
+
+
+def test_an_experiment_without_candidates_is_reported_by_mlv112(tmp_path: Path) -> None:
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / SELDON).write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Experiment\nmetadata:\n  name: demo-rollout\n"
+        "spec:\n  default: demo\n  mirror:\n    name: demo-shadow\n"
+    )
+    report = validate(tmp_path, select=["MLV112"])
+    assert [(f.check, f.path, f.line, f.message) for f in report.findings] == [
+        (
+            "MLV112",
+            SELDON,
+            5,
+            "Experiment demo-rollout: Seldon Experiment schema: spec: 'candidates' is a required "
+            "property",
+        ),
+        (
+            "MLV112",
+            SELDON,
+            7,
+            "Experiment demo-rollout: Seldon Experiment schema: spec.mirror: 'percent' is a "
+            "required property",
+        ),
+    ]

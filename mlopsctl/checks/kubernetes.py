@@ -146,6 +146,7 @@ def load_user_crds(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
     covered = {
+        "Experiment",
         "InferenceService",
         "Model",
         "PrometheusRule",

@@ -1,17 +1,18 @@
-"""Seldon Core v2 predicates: Models and Servers (``mlops.seldon.io/v1alpha1``) against their
-schemas.
+"""Seldon Core v2 predicates: Models, Servers and Experiments (``mlops.seldon.io/v1alpha1``)
+against their schemas.
 
-The schemas are written here, field by field, from the Model and Server API of Seldon Core v2
-(2.10: the fields of ``spec`` and their types, ``spec.storageUri`` and ``spec.serverConfig``
-required), not copied from Seldon's CRDs: Seldon Core v2 is published under the Business Source
-License 1.1, which mlopsctl does not redistribute. They are what the API server's structural
-schema enforces for the fields mlopsctl and its users write: unknown fields in ``spec`` are
-errors (the API server prunes them, so a misspelt field simply has no effect), and a quantity is
-a Kubernetes quantity. ``spec.podSpec`` of a Server is a Kubernetes pod spec merged into the
-ServerConfig's by container name; its containers are checked for a name and their resources,
-the rest of it is left to the cluster. For a check against exactly the CRDs a cluster runs, pass
-them with ``--crd`` (``kubectl get crd models.mlops.seldon.io servers.mlops.seldon.io -o yaml``):
-MLV103 checks the same objects against those.
+The schemas are written here, field by field, from the Model, Server and Experiment API of
+Seldon Core v2 (2.10: the fields of ``spec`` and their types; ``spec.storageUri``,
+``spec.serverConfig`` and ``spec.candidates`` required), not copied from Seldon's CRDs: Seldon
+Core v2 is published under the Business Source License 1.1, which mlopsctl does not
+redistribute. They are what the API server's structural schema enforces for the fields mlopsctl
+and its users write: unknown fields in ``spec`` are errors (the API server prunes them, so a
+misspelt field simply has no effect), and a quantity is a Kubernetes quantity. ``spec.podSpec``
+of a Server is a Kubernetes pod spec merged into the ServerConfig's by container name; its
+containers are checked for a name and their resources, the rest of it is left to the cluster.
+For a check against exactly the CRDs a cluster runs, pass them with ``--crd`` (``kubectl get crd
+models.mlops.seldon.io servers.mlops.seldon.io experiments.mlops.seldon.io -o yaml``): MLV103
+checks the same objects against those.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ _QUANTITY: dict[str, Any] = {
         {"type": "integer"},
         {
             "type": "string",
-            "pattern": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$",
+            "pattern": (
+                r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"  # the number
+                r"([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"  # binary, decimal or exponent
+            ),
         },
     ]
 }
@@ -156,7 +160,22 @@ SERVER_SCHEMA = _root(
     )
 )
 
-SCHEMAS = {"Model": MODEL_SCHEMA, "Server": SERVER_SCHEMA}
+EXPERIMENT_SCHEMA = _root(
+    _obj(
+        {
+            "candidates": {
+                "type": "array",
+                "items": _obj({"name": _STR, "weight": _INT}, ("name", "weight")),
+            },
+            "default": _STR,
+            "mirror": _obj({"name": _STR, "percent": _INT}, ("name", "percent")),
+            "resourceType": _STR,
+        },
+        ("candidates",),
+    )
+)
+
+SCHEMAS = {"Model": MODEL_SCHEMA, "Server": SERVER_SCHEMA, "Experiment": EXPERIMENT_SCHEMA}
 
 
 @cache
