@@ -130,12 +130,12 @@ STORAGE_URI = f'  storageUri: "{resource_names(PROJECT)["storage_uri"]}"\n'
             "property",
         ),
         (
-            "  replicas: 1\n  minReplicas: 1\n  maxReplicas: 2\n  podSpec",
-            '  replicas: "one"\n  minReplicas: 1\n  maxReplicas: 2\n  podSpec',
+            "  serverConfig: mlserver\n",
+            '  serverConfig: mlserver\n  disableAutoUpdate: "no"\n',
             "Server",
-            '  replicas: "one"',
-            f'Server {PROJECT}-mlserver: Seldon Server schema: spec.replicas: "one" is not of '
-            "type 'integer'",
+            '  disableAutoUpdate: "no"',
+            f'Server {PROJECT}-mlserver: Seldon Server schema: spec.disableAutoUpdate: "no" is '
+            "not of type 'boolean'",
         ),
     ],
     ids=["model-without-storageUri", "model-memory-type", "server-without-config", "server-type"],
@@ -245,3 +245,17 @@ def test_an_experiment_without_candidates_is_reported_by_mlv112(tmp_path: Path) 
             "required property",
         ),
     ]
+
+
+def test_the_seldon_alerts_watch_the_servers_pods(seldon_project: Path) -> None:
+    """MLServer runs in the Server's pods, which the operator labels `seldon-server-name`: the
+    serving alerts read MLServer's metrics there, not a Deployment's `app` label."""
+    server = resource_names(PROJECT)["serving_runtime"]
+    rules = yaml.safe_load((seldon_project / "monitoring" / "alerts.yaml").read_text())
+    exprs = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
+    assert exprs["ModelServingDown"].startswith(f'(sum(up{{seldon_server_name="{server}"}})')
+    assert (
+        f'rest_server_requests_total{{seldon_server_name="{server}", '
+        in exprs["ModelErrorRateHigh"]
+    )
+    assert 'app="' not in "".join(exprs.values())

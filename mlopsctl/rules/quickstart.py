@@ -114,7 +114,8 @@ def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
     """The queries of the monitoring contract, on the labels the generated manifests set."""
     name = req.project_name
     kserve = req.kubernetes and stack.serving == "kserve"
-    contract = queries(name, kserve, framework=req.framework)
+    seldon = req.kubernetes and stack.serving == "seldon"
+    contract = queries(name, kserve, framework=req.framework, seldon=seldon)
     drift = {"drift_psi_max": contract["drift_psi_max"]}
     if stack.monitoring == "cloud" and stack.serving in CLOUD_METRICS:
         return {k: v.format(name=name) for k, v in CLOUD_METRICS[stack.serving].items()} | drift
