@@ -115,10 +115,10 @@ STORAGE_URI = f'  storageUri: "{resource_names(PROJECT)["storage_uri"]}"\n'
         ),
         (
             '  memory: "768Mi"\n  replicas',
-            '  memory: "a lot"\n  replicas',
+            "  memory: [768]\n  replicas",
             "Model",
-            '  memory: "a lot"',
-            f'Model {PROJECT}: Seldon Model schema: spec.memory: "a lot" matches none of the '
+            "  memory: [768]",
+            f"Model {PROJECT}: Seldon Model schema: spec.memory: [768] matches none of the "
             "allowed forms",
         ),
         (
