@@ -148,7 +148,8 @@ class Components(_Frozen):
 
     kubernetes: bool  # Kubernetes manifests under k8s/
     kserve: bool  # a KServe InferenceService
-    k8s_deployment: bool  # a Deployment, Service, HPA, PDB and policy (online, not KServe)
+    k8s_deployment: bool  # a Deployment, Service, HPA, PDB and policy (online, not KServe/Seldon)
+    seldon: bool  # Seldon Core v2 Server and Model resources (online, Seldon decided)
     online: bool  # an online endpoint (online or hybrid deployment)
     batch_job: bool  # a scheduled batch scoring job on the cluster
     spark: bool  # batch scoring with Spark

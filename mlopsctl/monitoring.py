@@ -115,12 +115,16 @@ def runtime_latency_metric(framework: str) -> str:
     return str(runtime_metrics(framework, kserve=True).get("latency") or "")
 
 
-def pod_labels(project: str, kserve: bool) -> dict[str, str]:
+def pod_labels(project: str, kserve: bool, *, seldon: bool = False) -> dict[str, str]:
     """Labels of the serving pods as Prometheus' pod discovery maps them (dots and slashes of
-    the Kubernetes label names become underscores): the InferenceService's predictor pods, or
-    the Deployment's pods (its template's ``app`` label)."""
+    the Kubernetes label names become underscores): the InferenceService's predictor pods, the
+    Seldon Server's pods (the operator labels them ``seldon-server-name``), or the Deployment's
+    pods (its template's ``app`` label). A Seldon Server runs MLServer, whose own metrics are
+    the Deployment path's (``mlserver`` in runtime_metrics)."""
     if kserve:
         return {"serving_kserve_io_inferenceservice": project, "component": "predictor"}
+    if seldon:
+        return {"seldon_server_name": resource_names(project)["serving_runtime"]}
     return {"app": project}
 
 
@@ -128,10 +132,13 @@ def _matchers(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _serving_metrics(project: str, framework: str, kserve: bool) -> dict[str, Any]:
+def _serving_metrics(
+    project: str, framework: str, kserve: bool, *, seldon: bool = False
+) -> dict[str, Any]:
     """Selectors, metric names and unit of the request metrics the serving runtime exports."""
     facts = runtime_metrics(framework, kserve)
-    pods = _matchers(*(f'{k}="{v}"' for k, v in pod_labels(project, kserve).items()))
+    labels = pod_labels(project, kserve, seldon=seldon)
+    pods = _matchers(*(f'{k}="{v}"' for k, v in labels.items()))
     model = f'{facts["model_label"]}="{project}"' if facts.get("model_label") else ""
     selector = _matchers(pods, model, str(facts.get("matchers") or ""))
     example = facts.get("series") or {}
@@ -171,10 +178,10 @@ def _serving_metrics(project: str, framework: str, kserve: bool) -> dict[str, An
     }
 
 
-def queries(project: str, kserve: bool, *, framework: str) -> dict[str, str]:
+def queries(project: str, kserve: bool, *, framework: str, seldon: bool = False) -> dict[str, str]:
     """The PromQL queries that watch the model (latency in milliseconds); a serving query only
     where the runtime exports what it reads."""
-    m = _serving_metrics(project, framework, kserve)
+    m = _serving_metrics(project, framework, kserve, seldon=seldon)
     out: dict[str, str] = {}
     if m["latency"]:
         bucket = f"{m['latency']}_bucket{{{m['selector']}}}"
@@ -377,8 +384,9 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
     project = design.requirements.project_name
     kserve = design.components.kserve
     framework = design.requirements.framework
-    q = queries(project, kserve, framework=framework)
-    m = _serving_metrics(project, framework, kserve)
+    seldon = design.components.seldon
+    q = queries(project, kserve, framework=framework, seldon=seldon)
+    m = _serving_metrics(project, framework, kserve, seldon=seldon)
     names = resource_names(project)
     return {
         "metrics": {
@@ -390,7 +398,7 @@ def monitoring_contract(design: StackDesign) -> dict[str, Any]:
         "series": m["series"],
         "serving_watched": serving_watched(design),
         "runtime": runtime_name(framework, kserve),
-        "pod_labels": pod_labels(project, kserve),
+        "pod_labels": pod_labels(project, kserve, seldon=seldon),
         "pushgateway": PUSHGATEWAY_URL,
         "queries": q,
         "alerts": alerts(design, q),

@@ -33,6 +33,10 @@ def resource_names(project: str) -> dict[str, str]:
         "dashboard_uid": f"{project}-model",
         "secret_mlflow": f"{project}-mlflow",
         "secret_storage": f"{project}-storage",
+        # Seldon Core v2's storage secret: the object store as an rclone remote (k8s/seldon.yaml).
+        "secret_storage_rclone": f"{project}-storage-rclone",
+        # The Seldon Experiment that splits or mirrors traffic to a challenger Model.
+        "seldon_experiment": f"{project}-rollout",
         "bucket": BUCKET,
         "artifact_root": artifact_root,
         # Where src/publish.py copies each published model version (<root>/<model>/v<version>);

@@ -111,6 +111,8 @@ CASES: dict[str, Case] = {
         "T2",
     ),
     # Stack variants: choices the catalog makes for other requirements.
+    # Seldon Core v2 (SRV016): a Server and a Model, the production NetworkPolicy for its pods.
+    "seldon-production": Case({"model_server": "seldon", "governance_level": "production"}),
     "variant-deployment-serving-production": Case(
         {"governance_level": "production", "framework": "custom"}, "T2", {"serving": "mlserver"}
     ),

@@ -136,13 +136,32 @@ def test_kubernetes_kinds_pass_kubernetes_validate(projects: Any, case: str) -> 
     docs = manifests(root)
     assert bool(docs) == design.requirements.kubernetes
     for path, doc in docs:
-        # Custom resources: the KServe CRDs below, the Spark operator's in test_rehearse_batch.
-        if doc["kind"] in {"InferenceService", "ServingRuntime", "ScheduledSparkApplication"}:
+        # Custom resources: the KServe CRDs below, the Spark operator's in test_rehearse_batch,
+        # Seldon's below.
+        if doc["apiVersion"].split("/")[0] in {
+            "serving.kserve.io",
+            "sparkoperator.k8s.io",
+            "mlops.seldon.io",
+        }:
             continue
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{path.name} {doc['kind']}: {exc.message} at {list(exc.path)}")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_seldon_resources_pass_the_seldon_schemas(projects: Any, case: str) -> None:
+    from mlopsctl.checks.seldon import seldon_validator
+
+    design, root = projects[case]
+    found = [(p, d) for p, d in manifests(root) if d["apiVersion"].startswith("mlops.seldon.io/")]
+    f = flags(design)
+    challengers = int(f["canary"]) + int(f["shadow"])
+    kinds = ["Server", "Model"] + ["Model"] * challengers + ["Experiment"] * bool(challengers)
+    assert sorted(d["kind"] for _, d in found) == (sorted(kinds) if f["seldon"] else [])
+    for path, doc in found:
+        assert errors_of(seldon_validator(doc["kind"]), doc) == [], (path.name, doc["kind"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -424,11 +443,12 @@ def test_output_contracts_match_the_published_schemas(projects: Any, case: str) 
     deployment = [
         d
         for _, d in manifests(root)
-        if d["kind"] in {"InferenceService", "Deployment", "CronJob", "ScheduledSparkApplication"}
+        if d["kind"]
+        in {"InferenceService", "Deployment", "Model", "CronJob", "ScheduledSparkApplication"}
         and d["metadata"]["name"]
         in {design.requirements.project_name, design.requirements.project_name + "-batch"}
     ]
-    assert bool(deployment) == (f["kserve"] or f["k8s_deployment"] or f["batch_job"])
+    assert bool(deployment) == (f["kserve"] or f["k8s_deployment"] or f["seldon"] or f["batch_job"])
     for doc in deployment:
         assert errors_of(contract_validator("deployment-manifest"), doc) == []
 
@@ -529,6 +549,7 @@ SECRET_SCAN = [
     "production-lightgbm-gitlab",
     "experimental-batch-jenkins",
     "variant-deployment-serving-production",
+    "seldon-production",  # Seldon Core v2 resources and the rclone storage secret they name
     "variant-spark-kubeflow",
     "online-without-kubernetes-huggingface",
     "embedded-sklearn-lifecycle",  # the ONNX export, its runner and config/edge.json

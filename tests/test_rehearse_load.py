@@ -310,17 +310,19 @@ def test_the_capacity_is_the_best_step_within_the_sla_without_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sets", "manifest"),
-    [([], "inferenceservice.yaml"), (["model_server=seldon", "framework=pytorch"], "serving.yaml")],
+    ("sets", "manifest", "cpu"),
+    [
+        ([], "inferenceservice.yaml", "1000m"),
+        (["model_server=seldon", "framework=pytorch"], "seldon.yaml", "2000m"),
+    ],
 )
 def test_the_cpu_limit_is_the_serving_manifests(
-    tmp_path: Path, sets: list[str], manifest: str
+    tmp_path: Path, sets: list[str], manifest: str, cpu: str
 ) -> None:
     dest = make_project(tmp_path / "demo", sets)
     assert (dest / "k8s" / manifest).is_file()
     d = json.loads((dest / ".mlopsctl/design.json").read_text())
-    assert load.cpu_limit(dest) == d["sizing"]["cpu_limit"]
-    assert d["sizing"]["cpu_limit"] == ("2000m" if sets else "1000m")
+    assert load.cpu_limit(dest) == d["sizing"]["cpu_limit"] == cpu
     assert load.cpu_limit(tmp_path) is None
 
 

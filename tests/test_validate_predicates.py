@@ -199,6 +199,24 @@ def test_shipped_schemas_match_upstream() -> None:
         assert shipped_licence == (SCHEMAS / ecosystem / "LICENSE").read_bytes()
 
 
+def test_shipped_seldon_schemas_are_seldons_crds_converted() -> None:
+    """MLV112's schemas are Seldon Core's own CRDs (tag v2.6.0), converted by
+    ``python -m mlopsctl.checks._crd CRD.yaml mlops.seldon.io/v1alpha1 KIND``, under their
+    licence."""
+    from mlopsctl.checks._crd import build_shipped
+    from mlopsctl.checks._validation import SHIPPED
+    from mlopsctl.checks.seldon import SELDON_API, SHIPPED_KINDS
+
+    for kind, shipped_name in SHIPPED_KINDS.items():
+        crd = SCHEMAS / "seldon" / f"mlops.seldon.io_{kind.lower()}s.yaml"
+        shipped = (SHIPPED / "seldon" / shipped_name).read_text("utf-8")
+        assert shipped == build_shipped(crd, SELDON_API, kind), kind
+    assert (SHIPPED / "seldon" / "LICENSE").read_bytes() == (
+        SCHEMAS / "seldon" / "LICENSE"
+    ).read_bytes()
+    assert b"Apache License" in (SCHEMAS / "seldon" / "LICENSE").read_bytes()[:200]
+
+
 def test_metrics_in_collapsed_rows_are_checked(tmp_path: Path) -> None:
     import json
 

@@ -20,6 +20,7 @@ PREDICATE_MODULES = (
     "mlopsctl.checks.kubernetes",
     "mlopsctl.checks.kserve",
     "mlopsctl.checks.spark",
+    "mlopsctl.checks.seldon",
     "mlopsctl.checks.grafana",
     "mlopsctl.checks.prometheus",
     "mlopsctl.checks.ci",

@@ -146,8 +146,11 @@ def load_user_crds(paths: Iterable[Path]) -> dict[tuple[str, str], Any]:
 def custom_resource_schema(ctx: Context, spec: CheckSpec) -> Iterable[Hit]:
     validators = load_user_crds(ctx.crd_files)
     covered = {
+        "Experiment",
         "InferenceService",
+        "Model",
         "PrometheusRule",
+        "Server",
         "ServingRuntime",
         "SparkApplication",
         "ScheduledSparkApplication",

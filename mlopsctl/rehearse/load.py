@@ -304,8 +304,9 @@ def latency_target_ms(stage: Stage) -> float:
 
 def cpu_limit(project: Path) -> str | None:
     """The serving container's CPU limit: the InferenceService's predictor, else the
-    Deployment's container (None when neither manifest sets one)."""
-    for name in ("inferenceservice.yaml", "serving.yaml"):
+    Deployment's container, else the Seldon Server's MLServer container (None when no manifest
+    sets one)."""
+    for name in ("inferenceservice.yaml", "serving.yaml", "seldon.yaml"):
         path = project / "k8s" / name
         if not path.is_file():
             continue
@@ -326,8 +327,9 @@ def _limits(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
                 limits = (part.get("resources") or {}).get("limits")
                 if isinstance(limits, dict):
                     return limits
-    if doc.get("kind") == "Deployment":
-        pod = ((spec.get("template") or {}).get("spec")) or {}
+    if doc.get("kind") in ("Deployment", "Server"):
+        # A Deployment's pod template; a Seldon Server's pod spec override (k8s/seldon.yaml).
+        pod = ((spec.get("template") or {}).get("spec")) or spec.get("podSpec") or {}
         for container in pod.get("containers") or []:
             limits = ((container or {}).get("resources") or {}).get("limits")
             if isinstance(limits, dict):

@@ -21,10 +21,12 @@ def components(
     online = stack.deployment_pattern in {"online", "hybrid"}
     k8s = req.kubernetes
     kserve = k8s and stack.serving == "kserve"
+    seldon = k8s and online and stack.serving == "seldon"
     return Components(
         kubernetes=k8s,
         kserve=kserve,
-        k8s_deployment=k8s and online and not kserve and stack.serving != "none",
+        k8s_deployment=k8s and online and not kserve and not seldon and stack.serving != "none",
+        seldon=seldon,
         online=online,
         batch_job=k8s and stack.batch_engine in {"cronjob", "spark"},
         spark=k8s and stack.batch_engine == "spark",

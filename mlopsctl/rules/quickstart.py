@@ -50,7 +50,7 @@ def _deploy_command(req: Requirements, stack: Stack, model_uri: str) -> str:
         return f"mlflow models predict -m '{model_uri}' -i input.csv -t csv -o predictions.csv"
     commands = {
         "kserve": "kubectl apply -f k8s/inferenceservice.yaml",
-        "seldon": "kubectl apply -f k8s/seldon-model.yaml",
+        "seldon": "kubectl apply -f k8s/serving-access.yaml -f k8s/seldon.yaml",
         "mlflow": f"mlflow models serve -m '{model_uri}' --host 0.0.0.0 --port 5001",
         "torchserve": f"torchserve --start --model-store model_store --models {name}={name}.mar",
         "tf_serving": (
@@ -114,7 +114,8 @@ def _queries(req: Requirements, stack: Stack) -> dict[str, str]:
     """The queries of the monitoring contract, on the labels the generated manifests set."""
     name = req.project_name
     kserve = req.kubernetes and stack.serving == "kserve"
-    contract = queries(name, kserve, framework=req.framework)
+    seldon = req.kubernetes and stack.serving == "seldon"
+    contract = queries(name, kserve, framework=req.framework, seldon=seldon)
     drift = {"drift_psi_max": contract["drift_psi_max"]}
     if stack.monitoring == "cloud" and stack.serving in CLOUD_METRICS:
         return {k: v.format(name=name) for k, v in CLOUD_METRICS[stack.serving].items()} | drift
