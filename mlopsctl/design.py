@@ -171,6 +171,9 @@ class Components(_Frozen):
     # The model exported to ONNX with a parity check and a device bundle (an edge or embedded
     # target on ONNX Runtime, a scikit-learn, XGBoost or LightGBM model)
     onnx_export: bool
+    # Per-prediction SHAP explanations of the champion (src/explain.py) and its global importance
+    # summary: an explainability mandate (GOV004) on a tabular classifier or regressor
+    explanations: bool
 
 
 class StackDesign(_Frozen):

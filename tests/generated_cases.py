@@ -53,8 +53,15 @@ MEASURED: dict[str, Any] = {
 CASES: dict[str, Case] = {
     "defaults": Case({}),
     "design-defaults": Case({}, "T2"),
+    # An explainability mandate: src/explain.py, `make explain` and the SHAP pin.
     "lifecycle-production-xgboost-gdpr": Case(
-        {"governance_level": "production", "framework": "xgboost", "regulations": ["gdpr"]}, "T3"
+        {
+            "governance_level": "production",
+            "framework": "xgboost",
+            "regulations": ["gdpr"],
+            "explainability_required": True,
+        },
+        "T3",
     ),
     "production-lightgbm-gitlab": Case(
         {"governance_level": "production", "framework": "lightgbm", "ci_platform": "gitlab-ci"},

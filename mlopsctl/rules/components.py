@@ -13,6 +13,9 @@ from mlopsctl.requirements import Requirements
 
 # The frameworks whose models skl2onnx (with onnxmltools' converters) exports to ONNX.
 ONNX_EXPORT_FRAMEWORKS = frozenset({"sklearn", "xgboost", "lightgbm"})
+# The model types whose predictions src/explain.py attributes to tabular input features: one
+# number per row, so SHAP's attributions of a row add up (with the base value) to its prediction.
+EXPLAINED_MODEL_TYPES = frozenset({"classification", "regression"})
 
 
 def components(
@@ -50,4 +53,6 @@ def components(
         onnx_export=stack.deployment_pattern == "edge"
         and stack.serving == "onnxruntime"
         and req.framework in ONNX_EXPORT_FRAMEWORKS,
+        explanations="explainability-report" in governance
+        and req.model_type in EXPLAINED_MODEL_TYPES,
     )
