@@ -26,12 +26,15 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _waiting_for_lock(pid: int) -> bool:
-    """Whether process ``pid`` waits for a flock (Linux lists waiters in /proc/locks with '->')."""
+    """Whether process ``pid`` waits for a flock: Linux lists each waiter in /proc/locks as
+    ``N: -> FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE START END`` (another process's wait, a
+    test on the other worker, say, is not this one's)."""
     with open("/proc/locks", encoding="ascii") as locks:
-        return (
-            any("->" in line and "FLOCK" in line for line in locks)
-            and Path(f"/proc/{pid}").exists()
-        )
+        for line in locks:
+            fields = line.split()
+            if len(fields) > 5 and fields[1:3] == ["->", "FLOCK"] and fields[5] == str(pid):
+                return True
+    return False
 
 
 @pytest.fixture(scope="module")
