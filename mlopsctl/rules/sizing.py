@@ -55,6 +55,13 @@ SATURATION_FRACTION = 0.8
 DEFAULT_CANARY_PERCENT = 10
 STARTUP_BASE_SECONDS = 30
 STARTUP_SECONDS_PER_GB = 60
+# The serving containers' startup probe checks this often; its failureThreshold covers the window.
+STARTUP_PROBE_PERIOD_SECONDS = 10
+
+
+def startup_probe_failures(startup_seconds: int) -> int:
+    """The startup probe's failureThreshold: failureThreshold x periodSeconds covers the window."""
+    return math.ceil(startup_seconds / STARTUP_PROBE_PERIOD_SECONDS)
 
 
 def family(framework: str) -> str:
@@ -101,9 +108,21 @@ def _d(
     )
 
 
-def assumptions(req: Requirements | None = None) -> list[str]:
+def assumptions(req: Requirements | None = None, *, online: bool = True) -> list[str]:
     """The stated assumptions behind every derived number (the capacity of one replica is
-    measured instead when the answers record a load test)."""
+    measured instead when the answers record a load test). Without an online endpoint (batch,
+    edge) only those about resources and the latency target."""
+    if not online:
+        return [
+            f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
+            f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
+            f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
+            f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
+            "without a latency SLA the target is "
+            + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+            "no online endpoint: no serving replicas, autoscaling, startup probe, latency or "
+            "saturation alert",
+        ]
     measured = req.measured if req is not None else None
     capacity = (
         f"one replica serves {measured.rps_per_replica:g} rps: {measured.summary()} against a "
@@ -138,7 +157,9 @@ def assumptions(req: Requirements | None = None) -> list[str]:
         "without a latency SLA the target is "
         + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
         f"with autoscaling on CPU (HPA), {WARM_FRACTION:.0%} of the peak replicas stay warm",
-        f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB",
+        f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB; the "
+        f"serving containers' startup probe (every {STARTUP_PROBE_PERIOD_SECONDS} s) allows that "
+        "long",
     ]
 
 
@@ -168,21 +189,39 @@ def derive_sizing(
     ``Thresholds`` field).
     """
     n = _Numbers()
+    online = serves_online(stack)
     _throughput(req, stack, n)
-    _replicas(req, stack, n)
-    _resources(req, n)
+    if online:
+        _replicas(req, stack, n)
+    else:
+        _no_replicas(stack, n)
+    _resources(req, stack, n)
     _rollout(stack, rollout_steps, n)
     latency = n["latency_target_ms"]
-    latency_alert: float = n.set(
-        "latency_p95_alert_ms",
-        round(latency * LATENCY_ALERT_FACTOR, 3),
-        f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
-        kind="thresholds",
-    )
-    thresholds = {"latency_p95_alert_ms": latency_alert}
-    saturation = _saturation(req.measured, n)
-    if saturation is not None:
-        thresholds["saturation_rps_per_replica"] = saturation
+    thresholds: dict[str, float | None] = {}
+    if online:
+        thresholds["latency_p95_alert_ms"] = n.set(
+            "latency_p95_alert_ms",
+            round(latency * LATENCY_ALERT_FACTOR, 3),
+            f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
+            kind="thresholds",
+        )
+        saturation = _saturation(req.measured, n)
+        if saturation is not None:
+            thresholds["saturation_rps_per_replica"] = saturation
+    else:
+        thresholds["latency_p95_alert_ms"] = n.set(
+            "latency_p95_alert_ms",
+            None,
+            f"{_no_endpoint(stack)}: no request latency to alert on",
+            kind="thresholds",
+        )
+        n.set(
+            "saturation_rps_per_replica",
+            None,
+            f"{_no_endpoint(stack)}: no replica to saturate",
+            kind="thresholds",
+        )
     n.set(
         "batch_schedule",
         "0 2 * * *" if stack.deployment_pattern in {"batch", "hybrid"} else "0 2 * * 0",
@@ -191,9 +230,31 @@ def derive_sizing(
     sizing = Sizing(
         **{k.removeprefix("sizing."): v for k, v in n.values.items() if k.startswith("sizing.")},
         target_utilization=TARGET_UTILIZATION,
-        assumptions=assumptions(req),
+        assumptions=assumptions(req, online=online),
     )
-    return sizing, n.decisions, thresholds
+    return sizing, n.decisions, {k: v for k, v in thresholds.items() if v is not None}
+
+
+def serves_online(stack: Stack) -> bool:
+    """Whether something serves requests online (an online or hybrid deployment): only then are
+    there replicas to size and autoscale, a startup probe and a request latency to alert on."""
+    return stack.deployment_pattern in {"online", "hybrid"}
+
+
+def _no_endpoint(stack: Stack) -> str:
+    if stack.deployment_pattern == "edge":
+        return "edge deployment: the model runs on the device, no endpoint serves it"
+    return "batch deployment: a scheduled job scores stored data, no endpoint serves it"
+
+
+def _no_replicas(stack: Stack, n: _Numbers) -> None:
+    """No online endpoint (batch, edge): no serving replicas, autoscaling or startup window."""
+    why = _no_endpoint(stack)
+    n.set("per_replica_rps", None, f"{why}: no replica serves requests")
+    n.set("scale_target_concurrency", None, f"{why}: nothing autoscales on concurrency")
+    n.set("max_replicas", None, f"{why}: no serving replicas")
+    n.set("min_replicas", None, f"{why}: no serving replicas")
+    n.set("hpa_cpu_target_percent", None, f"{why}: nothing autoscales on CPU")
 
 
 def saturation_threshold(measured: MeasuredCapacity) -> float:
@@ -249,6 +310,8 @@ def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
         )
     else:
         n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
+    if not serves_online(stack):
+        return
 
     capacity = n.set("per_replica_rps", *_capacity(req, latency))
     measured = req.measured
@@ -328,8 +391,9 @@ def _replicas(req: Requirements, stack: Stack, n: _Numbers) -> None:
     n.set("hpa_cpu_target_percent", round(TARGET_UTILIZATION * 100), f"{TARGET_UTILIZATION} x 100")
 
 
-def _resources(req: Requirements, n: _Numbers) -> None:
-    """Memory, CPU and GPUs per replica, and how long a replica may take to start."""
+def _resources(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """Memory, CPU and GPUs per replica (per job pod in batch), and how long a serving replica
+    may take to start."""
     mem_request_gb = req.model_size_gb * 2 + RUNTIME_OVERHEAD_GB
     n.set(
         "memory_request",
@@ -351,11 +415,18 @@ def _resources(req: Requirements, n: _Numbers) -> None:
         1 if req.gpu and fam == "deep" else 0,
         "1 when GPUs are available and the model is a neural network, else 0",
     )
+    if not serves_online(stack):
+        n.set("startup_seconds", None, f"{_no_endpoint(stack)}: no startup probe")
+        return
+    startup = STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb)
     n.set(
         "startup_seconds",
-        STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb),
+        startup,
         f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
-        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g}); the "
+        f"startup probe checks every {STARTUP_PROBE_PERIOD_SECONDS} s and allows "
+        f"ceil({startup} / {STARTUP_PROBE_PERIOD_SECONDS}) = {startup_probe_failures(startup)} "
+        "failures",
     )
 
 
