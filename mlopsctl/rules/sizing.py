@@ -37,6 +37,12 @@ CAPACITY_RPS = {
     ("deep", False): 20.0,
     ("deep", True): 200.0,
 }
+# The memory bandwidth one serving replica reads a neural network's weights at, in GB/s: a
+# forward pass reads every weight at least once, so one prediction takes at least
+# model_size_gb / bandwidth (a generative model one pass per generated token). A CPU replica of
+# one or two vCPUs gets about one core's share of a socket's bandwidth (STREAM), one GPU of the
+# T4/L4 class about 300 GB/s. ABT009 reads the CPU figure (``weights_read_gb_per_s``).
+MEMORY_BANDWIDTH_GB_S = {False: 10.0, True: 300.0}
 TARGET_UTILIZATION = 0.7
 DEFAULT_LATENCY_MS = {"online": 200.0, "hybrid": 200.0, "edge": 50.0, "batch": 60_000.0}
 DEFAULT_RPS = 10.0
@@ -57,6 +63,26 @@ STARTUP_BASE_SECONDS = 30
 STARTUP_SECONDS_PER_GB = 60
 # The serving containers' startup probe checks this often; its failureThreshold covers the window.
 STARTUP_PROBE_PERIOD_SECONDS = 10
+
+
+def latency_target_ms(req: Requirements) -> float | None:
+    """The latency a prediction must meet: the SLA given, else the deployment target's default;
+    None for batch (no request waits for one prediction)."""
+    if req.deployment_target == "batch":
+        return None
+    if req.scale_requirements.latency_ms is not None:
+        return float(req.scale_requirements.latency_ms)
+    pattern = "edge" if req.deployment_target in {"edge", "embedded"} else req.deployment_target
+    return DEFAULT_LATENCY_MS.get(pattern, 200.0)
+
+
+def weights_read_gb_per_s(req: Requirements) -> float | None:
+    """The memory bandwidth one prediction within the latency target needs to read the model's
+    weights once: model_size_gb / latency target in seconds (a derived fact ABT009 reads)."""
+    latency = latency_target_ms(req)
+    if latency is None or latency <= 0:
+        return None
+    return round(req.model_size_gb * 1000.0 / latency, 3)
 
 
 def startup_probe_failures(startup_seconds: int) -> int:
@@ -342,10 +368,21 @@ def _capacity(req: Requirements, latency_target_ms: float) -> tuple[float, str]:
     measured = req.measured
     if measured is None:
         fam = family(req.framework)
-        return (
-            CAPACITY_RPS[(fam, req.gpu)],
-            f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
-        )
+        hardware = "GPU" if req.gpu else "CPU"
+        assumed = CAPACITY_RPS[(fam, req.gpu)]
+        if fam == "deep":
+            # A forward pass reads every weight: one replica cannot answer more predictions a
+            # second than its memory bandwidth reads the model.
+            bandwidth = MEMORY_BANDWIDTH_GB_S[req.gpu]
+            bound = round(bandwidth / req.model_size_gb, 3)
+            if bound < assumed:
+                return (
+                    bound,
+                    f"{bandwidth:g} GB/s of {hardware} memory bandwidth / model_size_gb = "
+                    f"{bandwidth:g} / {req.model_size_gb:g} (every prediction reads the weights "
+                    f"once; below the assumed {assumed:g} rps for deep models on {hardware})",
+                )
+        return assumed, f"assumed capacity of one replica for {fam} models on {hardware}"
     formula = (
         f"{measured.summary()} (SLA {measured.latency_target_ms:g} ms; {measured.runtime}, "
         f"{measured.tool}, {measured.machine})"
