@@ -153,6 +153,10 @@ class Components(_Frozen):
     kserve: bool  # a KServe InferenceService
     k8s_deployment: bool  # a Deployment, Service, HPA, PDB and policy (online, not KServe)
     online: bool  # an online endpoint (online or hybrid deployment)
+    edge: bool  # the model runs on a device (edge or embedded target): nothing serves it here
+    # deploy/model/Dockerfile: the image the cluster's jobs and pipeline steps run (and the
+    # rehearsal's entry points); an edge project has none unless a pipeline or job runs in it
+    project_image: bool
     batch_job: bool  # a scheduled batch scoring job on the cluster
     spark: bool  # batch scoring with Spark
     canary: bool  # a first traffic step below 100 % (canary, progressive)

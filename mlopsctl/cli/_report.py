@@ -105,7 +105,9 @@ def print_report(console: Console, design: StackDesign) -> None:
     for d in design.decisions:
         if d.capability.startswith("sizing."):
             sz.add_row(
-                d.capability.removeprefix("sizing."), escape("-" if d.choice is None else str(d.choice)), escape(d.formula or "")
+                d.capability.removeprefix("sizing."),
+                escape("-" if d.choice is None else str(d.choice)),
+                escape(d.formula or ""),
             )
     console.print(sz)
     console.print("[bold]Assumptions[/]")
