@@ -220,7 +220,9 @@ def context(design: StackDesign) -> dict[str, Any]:
         "names": resource_names(design.requirements.project_name),
         "monitoring": monitoring_contract(design),
         "serving": _serving(design),
-        "spark": spark_sizing(design.requirements.scale_requirements.data_volume_gb),
+        "spark": spark_sizing(
+            design.requirements.scale_requirements.data_volume_gb, design.requirements.model_size_gb
+        ),
         "versions": versions(),
         "state": state,
         "yv": yaml_value,

@@ -269,3 +269,27 @@ def test_a_deep_replicas_capacity_is_bounded_by_its_memory_bandwidth() -> None:
     assert large.sizing.max_replicas == 29  # ceil(100 / (5 x 0.7))
     gpu = design(framework="pytorch", gpu=True, model_size_gb=14, scale_requirements={"rps": 100})
     assert gpu.sizing.per_replica_rps == pytest.approx(300 / 14, abs=1e-3)
+
+
+@pytest.mark.parametrize(("size_gb", "overhead"), [(0.1, "4g"), (1.0, "6g"), (14.0, "58g")])
+def test_spark_executors_hold_a_model_copy_per_core(
+    tmp_path: Path, size_gb: float, overhead: str
+) -> None:
+    """Each executor core's Python worker loads the model: the memory overhead, where they live,
+    holds a copy per core plus its runtime (4 x (size + 0.5 GB)), at least the usual 4g."""
+    d = design(
+        deployment_target="batch",
+        model_size_gb=size_gb,
+        scale_requirements={"data_volume_gb": 500},
+    )
+    assert d.components.spark
+    root = tmp_path / "p"
+    render_tree(d, root)
+    (app,) = [
+        doc
+        for doc in _docs(root / "k8s" / "spark-application.yaml")
+        if doc["kind"] == "ScheduledSparkApplication"
+    ]
+    executor = app["spec"]["template"]["executor"]
+    assert executor["memoryOverhead"] == overhead
+    assert int(overhead[:-1]) >= executor["cores"] * (size_gb + RUNTIME_OVERHEAD_GB)
