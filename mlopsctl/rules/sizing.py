@@ -14,7 +14,14 @@ The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown
   saturation alert, since a threshold from an assumed capacity would fire on a healthy service
   or stay silent on a saturated one,
 - memory of twice the model size plus a runtime overhead, limits 1.5x the requests,
-- a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``).
+- a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``),
+- a neural network's replica serves at most its memory bandwidth over the model's size
+  (``MEMORY_BANDWIDTH_GB_S``: every prediction reads the weights once), and the serving
+  containers' startup probe waits out the startup window (``STARTUP_PROBE_PERIOD_SECONDS``).
+
+Replicas, autoscaling, the startup window and the latency and saturation alerts exist only where
+something serves online (``serves_online``): a batch deployment gets the resources of its job
+pods, an edge deployment the model's resources on the device, and no replica numbers.
 """
 
 from __future__ import annotations
