@@ -162,8 +162,14 @@ def check_settled(
     questions do not apply and ``blank`` the optional ones left blank; an answer is settled when
     it is any of these. With ``involving``, only the rules that read that key (the answer just
     given): the others were checked when their last input was settled."""
-    from mlopsctl.rules.engine import Facts, abort_message, matches
-    from mlopsctl.rules.model import DERIVED_FIELDS, INPUT_FIELDS, condition_fields, load_catalog
+    from mlopsctl.rules.engine import Facts, abort_message, answer_facts, matches
+    from mlopsctl.rules.model import (
+        DERIVED_FIELDS,
+        DERIVED_INPUTS,
+        INPUT_FIELDS,
+        condition_fields,
+        load_catalog,
+    )
 
     skipped = set(skipped)
     blank = set(blank)
@@ -183,12 +189,15 @@ def check_settled(
     for rule in load_catalog():
         if not rule.then.abort:
             continue
-        fields = condition_fields(rule.when)
+        fields = set(condition_fields(rule.when))
+        # A fact derived from answers alone reads as the answers it is computed from.
+        for name in fields & set(DERIVED_INPUTS):
+            fields = (fields - {name}) | set(DERIVED_INPUTS[name])
         if fields & {*DERIVED_FIELDS, *INPUT_FIELDS} or not fields <= known:
             continue
         if involving is not None and involving not in fields:
             continue
-        facts = facts or Facts(_requirements(data))
+        facts = facts or answer_facts(_requirements(data))
         if matches(facts, rule.when):
             error = abort_message([rule])
             return Refusal(error.message, error.hint, rule.id)

@@ -83,7 +83,8 @@ class Thresholds(_Frozen):
     ks_pvalue: float
     accuracy_drop_investigate: float
     accuracy_drop_retrain: float
-    latency_p95_alert_ms: float
+    # None where nothing serves online (batch, edge): no request latency to alert on.
+    latency_p95_alert_ms: float | None = None
     latency_alert_for_minutes: int
     error_rate_alert: float
     error_rate_page: float
@@ -97,11 +98,13 @@ class Sizing(_Frozen):
 
     latency_target_ms: float
     peak_rps: float
-    per_replica_rps: float
+    # The replica numbers and the startup window are None where nothing serves online (batch,
+    # edge deployments): no serving replicas, autoscaler or startup probe.
+    per_replica_rps: float | None
     target_utilization: float
-    min_replicas: int
-    max_replicas: int
-    scale_target_concurrency: int
+    min_replicas: int | None
+    max_replicas: int | None
+    scale_target_concurrency: int | None
     cpu_request: str
     cpu_limit: str
     memory_request: str
@@ -110,8 +113,8 @@ class Sizing(_Frozen):
     canary_percent: int
     rollout_steps: list[int]
     batch_schedule: str
-    hpa_cpu_target_percent: int
-    startup_seconds: int
+    hpa_cpu_target_percent: int | None
+    startup_seconds: int | None
     assumptions: list[str]
 
 
@@ -151,6 +154,10 @@ class Components(_Frozen):
     k8s_deployment: bool  # a Deployment, Service, HPA, PDB and policy (online, not KServe/Seldon)
     seldon: bool  # Seldon Core v2 Server and Model resources (online, Seldon decided)
     online: bool  # an online endpoint (online or hybrid deployment)
+    edge: bool  # the model runs on a device (edge or embedded target): nothing serves it here
+    # deploy/model/Dockerfile: the image the cluster's jobs and pipeline steps run (and the
+    # rehearsal's entry points); an edge project has none unless a pipeline or job runs in it
+    project_image: bool
     batch_job: bool  # a scheduled batch scoring job on the cluster
     spark: bool  # batch scoring with Spark
     canary: bool  # a first traffic step below 100 % (canary, progressive)

@@ -318,7 +318,7 @@ def saturation_contract(design: StackDesign, q: dict[str, str]) -> dict[str, Any
     sizing = design.sizing
     minutes = max(
         SATURATION_FOR_MIN_MINUTES,
-        SATURATION_FOR_STARTUPS * math.ceil(sizing.startup_seconds / 60),
+        SATURATION_FOR_STARTUPS * math.ceil((sizing.startup_seconds or 0) / 60),
     )
     description = (
         f"One replica sustained {measured.rps_per_replica:.15g} requests/s with p95 "

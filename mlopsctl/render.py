@@ -151,6 +151,27 @@ def serving_image_ref(image: str) -> str:
     return f"{image}:{versions()['packages']['mlflow']}"
 
 
+def _startup_probe(design: StackDesign, fw: dict[str, Any]) -> dict[str, Any] | None:
+    """The serving containers' startup probe: failureThreshold x periodSeconds covers the
+    startup window (``sizing.startup_seconds``); None where nothing serves online. It asks the
+    runtime's readiness endpoint on its HTTP port: the Open Inference Protocol's
+    ``/v2/health/ready`` (MLServer, Triton), else KServe's v1 ``/v1/models/<name>``."""
+    from mlopsctl.rules.sizing import STARTUP_PROBE_PERIOD_SECONDS, startup_probe_failures
+
+    window = design.sizing.startup_seconds
+    if window is None:
+        return None
+    v2 = fw["project_runtime"] or fw["protocol"] == "v2" or fw["runtime"] == "kserve-tritonserver"
+    return {
+        "window_seconds": window,
+        "period_seconds": STARTUP_PROBE_PERIOD_SECONDS,
+        "failure_threshold": startup_probe_failures(window),
+        "path": "/v2/health/ready" if v2 else f"/v1/models/{design.requirements.project_name}",
+        # KServe's runtimes and the project's MLServer listen for HTTP on 8080.
+        "port": serving_table()["mlserver"]["http_port"] if fw["project_runtime"] else 8080,
+    }
+
+
 def _serving(design: StackDesign) -> dict[str, Any]:
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
@@ -169,6 +190,7 @@ def _serving(design: StackDesign) -> dict[str, Any]:
         "cpu_cores": _cpu_cores(design.sizing.cpu_limit),
         "memory_gb": _memory_gb(design.sizing.memory_limit),
         "canary_percent": _canary_percent(design),
+        "startup_probe": _startup_probe(design, fw),
         "framework": fw,
         "mlserver": table["mlserver"],
     }
@@ -198,7 +220,9 @@ def context(design: StackDesign) -> dict[str, Any]:
         "names": resource_names(design.requirements.project_name),
         "monitoring": monitoring_contract(design),
         "serving": _serving(design),
-        "spark": spark_sizing(design.requirements.scale_requirements.data_volume_gb),
+        "spark": spark_sizing(
+            design.requirements.scale_requirements.data_volume_gb, design.requirements.model_size_gb
+        ),
         "versions": versions(),
         "state": state,
         "yv": yaml_value,

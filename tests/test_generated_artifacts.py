@@ -636,8 +636,10 @@ def test_tier_decides_the_governance_files(projects: Any, case: str) -> None:
     for rel, requirement in GOVERNED.items():
         assert (rel in files) == (design.tier == "T3" or requirement in design.governance), rel
     makefile = (root / "Makefile").read_text()
-    for target in ("install", "train", "serve", "drift", "validate", "test"):
+    for target in ("install", "train", "drift", "validate", "test"):
         assert re.search(rf"^{target}:", makefile, re.M), target
+    # nothing serves an edge model here: it runs on the device
+    assert bool(re.search(r"^serve:", makefile, re.M)) is not flags(design)["edge"]
     readme = (root / "README.md").read_text()
     assert "make install train" in readme and "make test" in readme
 

@@ -154,9 +154,14 @@ def test_no_conflicts_over_valid_requirements(answers: dict[str, Any]) -> None:
         assert design.tier in {"T2", "T3"} and req.team_size >= 5 and req.kubernetes
     if design.stack.rollout in {"canary", "progressive", "ab"}:
         assert design.sizing.rollout_steps[0] == design.sizing.canary_percent
-    assert design.thresholds.latency_p95_alert_ms == pytest.approx(
-        1.5 * design.sizing.latency_target_ms
-    )
+    if design.components.online:
+        assert design.thresholds.latency_p95_alert_ms == pytest.approx(
+            1.5 * design.sizing.latency_target_ms
+        )
+        assert design.sizing.max_replicas is not None and design.sizing.startup_seconds
+    else:  # nothing serves online: no latency alert, no replicas, no startup probe
+        assert design.thresholds.latency_p95_alert_ms is None
+        assert design.sizing.max_replicas is None and design.sizing.startup_seconds is None
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -91,8 +91,10 @@ def print_report(console: Console, design: StackDesign) -> None:
         who = owner.rule if owner else "-"
         if owner and owner.formula:
             who += f" ({owner.formula})"
-        # A threshold only a measurement sets (the saturation alert's) is None without one.
-        shown = "none: not measured" if value is None else f"{value:g}"
+        # A threshold only a measurement sets (the saturation alert's) is None without one; the
+        # serving thresholds are None where nothing serves online.
+        missing = "none: not measured" if design.components.online else "none: no online endpoint"
+        shown = missing if value is None else f"{value:g}"
         th.add_row(key, shown, escape(who))
     console.print(th)
 
@@ -103,7 +105,9 @@ def print_report(console: Console, design: StackDesign) -> None:
     for d in design.decisions:
         if d.capability.startswith("sizing."):
             sz.add_row(
-                d.capability.removeprefix("sizing."), escape(str(d.choice)), escape(d.formula or "")
+                d.capability.removeprefix("sizing."),
+                escape("-" if d.choice is None else str(d.choice)),
+                escape(d.formula or ""),
             )
     console.print(sz)
     console.print("[bold]Assumptions[/]")

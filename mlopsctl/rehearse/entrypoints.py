@@ -87,10 +87,13 @@ class ProjectImage:
 
 
 def applies(stage: Stage) -> bool:
-    """Wherever a tracking server is rehearsed: the Kubernetes manifest's or the compose one."""
+    """Wherever a tracking server is rehearsed (the Kubernetes manifest's or the compose one)
+    and the project has an image (an edge project without a cluster job has none)."""
     from mlopsctl.rehearse import compose, tracking
 
-    return tracking.applies(stage) or compose.applies(stage)
+    return (tracking.applies(stage) or compose.applies(stage)) and (
+        stage.project / DOCKERFILE
+    ).is_file()
 
 
 def _entry_points(stage: Stage) -> dict[str, list[str]]:

@@ -25,13 +25,17 @@ def components(
     k8s = req.kubernetes
     kserve = k8s and stack.serving == "kserve"
     seldon = k8s and online and stack.serving == "seldon"
+    edge = stack.deployment_pattern == "edge"
+    batch_job = k8s and stack.batch_engine in {"cronjob", "spark"}
     return Components(
         kubernetes=k8s,
         kserve=kserve,
         k8s_deployment=k8s and online and not kserve and not seldon and stack.serving != "none",
         seldon=seldon,
         online=online,
-        batch_job=k8s and stack.batch_engine in {"cronjob", "spark"},
+        edge=edge,
+        project_image=not edge or stack.orchestration == "kubeflow" or batch_job,
+        batch_job=batch_job,
         spark=k8s and stack.batch_engine == "spark",
         # A first traffic share below 100 % (canary, progressive, A/B): KServe's canary split.
         canary=online and 0 < sizing.canary_percent < 100,

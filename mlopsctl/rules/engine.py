@@ -42,7 +42,7 @@ from mlopsctl.rules.model import (
     load_catalog,
 )
 from mlopsctl.rules.quickstart import quickstart
-from mlopsctl.rules.sizing import derive_sizing
+from mlopsctl.rules.sizing import derive_sizing, weights_read_gb_per_s
 
 TIER_ORDER = {"T1": 1, "T2": 2, "T3": 3}
 
@@ -153,7 +153,22 @@ def derive_facts(
 ) -> Facts:
     floor = check_tier_floor(tier_floor)
     tier, _ = _tier_of(req, catalog or load_catalog(), floor)
-    return Facts(req, {"tier": tier}, floor)
+    return Facts(req, _derived(req, tier), floor)
+
+
+def _derived(req: Requirements, tier: str) -> dict[str, Any]:
+    """The facts conditions may read besides the answers (``DERIVED_FIELDS``)."""
+    return {"tier": tier, **_from_answers(req)}
+
+
+def _from_answers(req: Requirements) -> dict[str, Any]:
+    """The derived facts computed from the answers alone (``DERIVED_INPUTS``)."""
+    return {"weights_read_gb_per_s": weights_read_gb_per_s(req)}
+
+
+def answer_facts(req: Requirements) -> Facts:
+    """The answers and the facts derived from them alone: no tier (the rules derive it)."""
+    return Facts(req, _from_answers(req))
 
 
 def fired_rules(
@@ -211,7 +226,7 @@ def evaluate(
     catalog = catalog or load_catalog()
     floor = check_tier_floor(tier_floor)
     tier, tier_rules = _tier_of(req, catalog, floor)
-    facts = Facts(req, {"tier": tier}, floor)
+    facts = Facts(req, _derived(req, tier), floor)
     fired = [r for r in catalog if matches(facts, r.when)]
     aborts = [r for r in fired if r.then.abort]
     if aborts:

@@ -71,7 +71,18 @@ STACK_CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 # Facts derived from the answers that conditions may read besides the ``Requirements`` fields.
-DERIVED_FIELDS = ("tier",)
+# ``weights_read_gb_per_s``: the memory bandwidth one prediction needs to read the model's weights
+# within the latency target (``mlopsctl.rules.sizing.weights_read_gb_per_s``).
+DERIVED_FIELDS = ("tier", "weights_read_gb_per_s")
+# The answers a derived fact is computed from alone (the tier comes from the rules instead), so
+# the questionnaire can refuse as soon as they are settled.
+DERIVED_INPUTS = {
+    "weights_read_gb_per_s": (
+        "model_size_gb",
+        "scale_requirements.latency_ms",
+        "deployment_target",
+    ),
+}
 # What the command adds to the answers: the tier floor of ``design`` and ``lifecycle``.
 INPUT_FIELDS = ("tier_floor",)
 

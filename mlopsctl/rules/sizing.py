@@ -14,7 +14,14 @@ The assumptions are stated here once, listed in ``Sizing.assumptions`` and shown
   saturation alert, since a threshold from an assumed capacity would fire on a healthy service
   or stay silent on a saturated one,
 - memory of twice the model size plus a runtime overhead, limits 1.5x the requests,
-- a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``).
+- a latency target when none is given, by deployment pattern (``DEFAULT_LATENCY_MS``),
+- a neural network's replica serves at most its memory bandwidth over the model's size
+  (``MEMORY_BANDWIDTH_GB_S``: every prediction reads the weights once), and the serving
+  containers' startup probe waits out the startup window (``STARTUP_PROBE_PERIOD_SECONDS``).
+
+Replicas, autoscaling, the startup window and the latency and saturation alerts exist only where
+something serves online (``serves_online``): a batch deployment gets the resources of its job
+pods, an edge deployment the model's resources on the device, and no replica numbers.
 """
 
 from __future__ import annotations
@@ -37,6 +44,12 @@ CAPACITY_RPS = {
     ("deep", False): 20.0,
     ("deep", True): 200.0,
 }
+# The memory bandwidth one serving replica reads a neural network's weights at, in GB/s: a
+# forward pass reads every weight at least once, so one prediction takes at least
+# model_size_gb / bandwidth (a generative model one pass per generated token). A CPU replica of
+# one or two vCPUs gets about one core's share of a socket's bandwidth (STREAM), one GPU of the
+# T4/L4 class about 300 GB/s. ABT009 reads the CPU figure (``weights_read_gb_per_s``).
+MEMORY_BANDWIDTH_GB_S = {False: 10.0, True: 300.0}
 TARGET_UTILIZATION = 0.7
 DEFAULT_LATENCY_MS = {"online": 200.0, "hybrid": 200.0, "edge": 50.0, "batch": 60_000.0}
 DEFAULT_RPS = 10.0
@@ -55,6 +68,33 @@ SATURATION_FRACTION = 0.8
 DEFAULT_CANARY_PERCENT = 10
 STARTUP_BASE_SECONDS = 30
 STARTUP_SECONDS_PER_GB = 60
+# The serving containers' startup probe checks this often; its failureThreshold covers the window.
+STARTUP_PROBE_PERIOD_SECONDS = 10
+
+
+def latency_target_ms(req: Requirements) -> float | None:
+    """The latency a prediction must meet: the SLA given, else the deployment target's default;
+    None for batch (no request waits for one prediction)."""
+    if req.deployment_target == "batch":
+        return None
+    if req.scale_requirements.latency_ms is not None:
+        return float(req.scale_requirements.latency_ms)
+    pattern = "edge" if req.deployment_target in {"edge", "embedded"} else req.deployment_target
+    return DEFAULT_LATENCY_MS.get(pattern, 200.0)
+
+
+def weights_read_gb_per_s(req: Requirements) -> float | None:
+    """The memory bandwidth one prediction within the latency target needs to read the model's
+    weights once: model_size_gb / latency target in seconds (a derived fact ABT009 reads)."""
+    latency = latency_target_ms(req)
+    if latency is None or latency <= 0:
+        return None
+    return round(req.model_size_gb * 1000.0 / latency, 3)
+
+
+def startup_probe_failures(startup_seconds: int) -> int:
+    """The startup probe's failureThreshold: failureThreshold x periodSeconds covers the window."""
+    return math.ceil(startup_seconds / STARTUP_PROBE_PERIOD_SECONDS)
 
 
 def family(framework: str) -> str:
@@ -101,9 +141,21 @@ def _d(
     )
 
 
-def assumptions(req: Requirements | None = None) -> list[str]:
+def assumptions(req: Requirements | None = None, *, online: bool = True) -> list[str]:
     """The stated assumptions behind every derived number (the capacity of one replica is
-    measured instead when the answers record a load test)."""
+    measured instead when the answers record a load test). Without an online endpoint (batch,
+    edge) only those about resources and the latency target."""
+    if not online:
+        return [
+            f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
+            f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
+            f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
+            f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
+            "without a latency SLA the target is "
+            + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+            "no online endpoint: no serving replicas, autoscaling, startup probe, latency or "
+            "saturation alert",
+        ]
     measured = req.measured if req is not None else None
     capacity = (
         f"one replica serves {measured.rps_per_replica:g} rps: {measured.summary()} against a "
@@ -138,7 +190,9 @@ def assumptions(req: Requirements | None = None) -> list[str]:
         "without a latency SLA the target is "
         + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
         f"with autoscaling on CPU (HPA), {WARM_FRACTION:.0%} of the peak replicas stay warm",
-        f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB",
+        f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB; the "
+        f"serving containers' startup probe (every {STARTUP_PROBE_PERIOD_SECONDS} s) allows that "
+        "long",
     ]
 
 
@@ -168,21 +222,39 @@ def derive_sizing(
     ``Thresholds`` field).
     """
     n = _Numbers()
+    online = serves_online(stack)
     _throughput(req, stack, n)
-    _replicas(req, stack, n)
-    _resources(req, n)
+    if online:
+        _replicas(req, stack, n)
+    else:
+        _no_replicas(stack, n)
+    _resources(req, stack, n)
     _rollout(stack, rollout_steps, n)
     latency = n["latency_target_ms"]
-    latency_alert: float = n.set(
-        "latency_p95_alert_ms",
-        round(latency * LATENCY_ALERT_FACTOR, 3),
-        f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
-        kind="thresholds",
-    )
-    thresholds = {"latency_p95_alert_ms": latency_alert}
-    saturation = _saturation(req.measured, n)
-    if saturation is not None:
-        thresholds["saturation_rps_per_replica"] = saturation
+    thresholds: dict[str, float | None] = {}
+    if online:
+        thresholds["latency_p95_alert_ms"] = n.set(
+            "latency_p95_alert_ms",
+            round(latency * LATENCY_ALERT_FACTOR, 3),
+            f"{LATENCY_ALERT_FACTOR} x latency_target_ms = {LATENCY_ALERT_FACTOR} x {latency:g}",
+            kind="thresholds",
+        )
+        saturation = _saturation(req.measured, n)
+        if saturation is not None:
+            thresholds["saturation_rps_per_replica"] = saturation
+    else:
+        thresholds["latency_p95_alert_ms"] = n.set(
+            "latency_p95_alert_ms",
+            None,
+            f"{_no_endpoint(stack)}: no request latency to alert on",
+            kind="thresholds",
+        )
+        n.set(
+            "saturation_rps_per_replica",
+            None,
+            f"{_no_endpoint(stack)}: no replica to saturate",
+            kind="thresholds",
+        )
     n.set(
         "batch_schedule",
         "0 2 * * *" if stack.deployment_pattern in {"batch", "hybrid"} else "0 2 * * 0",
@@ -191,9 +263,31 @@ def derive_sizing(
     sizing = Sizing(
         **{k.removeprefix("sizing."): v for k, v in n.values.items() if k.startswith("sizing.")},
         target_utilization=TARGET_UTILIZATION,
-        assumptions=assumptions(req),
+        assumptions=assumptions(req, online=online),
     )
-    return sizing, n.decisions, thresholds
+    return sizing, n.decisions, {k: v for k, v in thresholds.items() if v is not None}
+
+
+def serves_online(stack: Stack) -> bool:
+    """Whether something serves requests online (an online or hybrid deployment): only then are
+    there replicas to size and autoscale, a startup probe and a request latency to alert on."""
+    return stack.deployment_pattern in {"online", "hybrid"}
+
+
+def _no_endpoint(stack: Stack) -> str:
+    if stack.deployment_pattern == "edge":
+        return "edge deployment: the model runs on the device, no endpoint serves it"
+    return "batch deployment: a scheduled job scores stored data, no endpoint serves it"
+
+
+def _no_replicas(stack: Stack, n: _Numbers) -> None:
+    """No online endpoint (batch, edge): no serving replicas, autoscaling or startup window."""
+    why = _no_endpoint(stack)
+    n.set("per_replica_rps", None, f"{why}: no replica serves requests")
+    n.set("scale_target_concurrency", None, f"{why}: nothing autoscales on concurrency")
+    n.set("max_replicas", None, f"{why}: no serving replicas")
+    n.set("min_replicas", None, f"{why}: no serving replicas")
+    n.set("hpa_cpu_target_percent", None, f"{why}: nothing autoscales on CPU")
 
 
 def saturation_threshold(measured: MeasuredCapacity) -> float:
@@ -249,6 +343,8 @@ def _throughput(req: Requirements, stack: Stack, n: _Numbers) -> None:
         )
     else:
         n.set("peak_rps", DEFAULT_RPS, f"no rps or concurrent_users given: default {DEFAULT_RPS:g}")
+    if not serves_online(stack):
+        return
 
     capacity = n.set("per_replica_rps", *_capacity(req, latency))
     measured = req.measured
@@ -279,10 +375,21 @@ def _capacity(req: Requirements, latency_target_ms: float) -> tuple[float, str]:
     measured = req.measured
     if measured is None:
         fam = family(req.framework)
-        return (
-            CAPACITY_RPS[(fam, req.gpu)],
-            f"assumed capacity of one replica for {fam} models on {'GPU' if req.gpu else 'CPU'}",
-        )
+        hardware = "GPU" if req.gpu else "CPU"
+        assumed = CAPACITY_RPS[(fam, req.gpu)]
+        if fam == "deep":
+            # A forward pass reads every weight: one replica cannot answer more predictions a
+            # second than its memory bandwidth reads the model.
+            bandwidth = MEMORY_BANDWIDTH_GB_S[req.gpu]
+            bound = round(bandwidth / req.model_size_gb, 3)
+            if bound < assumed:
+                return (
+                    bound,
+                    f"{bandwidth:g} GB/s of {hardware} memory bandwidth / model_size_gb = "
+                    f"{bandwidth:g} / {req.model_size_gb:g} (every prediction reads the weights "
+                    f"once; below the assumed {assumed:g} rps for deep models on {hardware})",
+                )
+        return assumed, f"assumed capacity of one replica for {fam} models on {hardware}"
     formula = (
         f"{measured.summary()} (SLA {measured.latency_target_ms:g} ms; {measured.runtime}, "
         f"{measured.tool}, {measured.machine})"
@@ -328,8 +435,9 @@ def _replicas(req: Requirements, stack: Stack, n: _Numbers) -> None:
     n.set("hpa_cpu_target_percent", round(TARGET_UTILIZATION * 100), f"{TARGET_UTILIZATION} x 100")
 
 
-def _resources(req: Requirements, n: _Numbers) -> None:
-    """Memory, CPU and GPUs per replica, and how long a replica may take to start."""
+def _resources(req: Requirements, stack: Stack, n: _Numbers) -> None:
+    """Memory, CPU and GPUs per replica (per job pod in batch), and how long a serving replica
+    may take to start."""
     mem_request_gb = req.model_size_gb * 2 + RUNTIME_OVERHEAD_GB
     n.set(
         "memory_request",
@@ -351,11 +459,18 @@ def _resources(req: Requirements, n: _Numbers) -> None:
         1 if req.gpu and fam == "deep" else 0,
         "1 when GPUs are available and the model is a neural network, else 0",
     )
+    if not serves_online(stack):
+        n.set("startup_seconds", None, f"{_no_endpoint(stack)}: no startup probe")
+        return
+    startup = STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb)
     n.set(
         "startup_seconds",
-        STARTUP_BASE_SECONDS + math.ceil(STARTUP_SECONDS_PER_GB * req.model_size_gb),
+        startup,
         f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x model_size_gb) = "
-        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g})",
+        f"{STARTUP_BASE_SECONDS} + ceil({STARTUP_SECONDS_PER_GB} x {req.model_size_gb:g}); the "
+        f"startup probe checks every {STARTUP_PROBE_PERIOD_SECONDS} s and allows "
+        f"ceil({startup} / {STARTUP_PROBE_PERIOD_SECONDS}) = {startup_probe_failures(startup)} "
+        "failures",
     )
 
 
