@@ -176,6 +176,7 @@ def _serving(design: StackDesign) -> dict[str, Any]:
 
 def context(design: StackDesign) -> dict[str, Any]:
     """Everything the template sees. ``yv``/``jv`` are the only ways values reach YAML/JSON."""
+    from mlopsctl.kinds import kind
     from mlopsctl.names import resource_names
     from mlopsctl.requirements import answers_json_schema
     from mlopsctl.rules.model import catalog_digest
@@ -198,6 +199,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "names": resource_names(design.requirements.project_name),
         "monitoring": monitoring_contract(design),
         "serving": _serving(design),
+        "kind": kind(design.requirements.model_type, design.requirements.framework),
         "spark": spark_sizing(design.requirements.scale_requirements.data_volume_gb),
         "versions": versions(),
         "state": state,
