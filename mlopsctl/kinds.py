@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,8 @@ class Estimator(BaseModel):
     class_: str = Field(alias="class")
     params: dict[str, Any]
     flavor: str
+    logs: Literal["estimator", "booster"] = "estimator"
+    skops_trusted_types: list[str] = Field(default_factory=list)
 
     @property
     def module(self) -> str:
@@ -118,5 +120,7 @@ def kind(model_type: str, framework: str) -> dict[str, Any]:
             "name": estimator.name,
             "params": dict(estimator.params),
             "flavor": estimator.flavor,
+            "logs": estimator.logs,
+            "skops_trusted_types": list(estimator.skops_trusted_types),
         },
     }

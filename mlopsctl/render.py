@@ -152,6 +152,8 @@ def serving_image_ref(image: str) -> str:
 
 
 def _serving(design: StackDesign) -> dict[str, Any]:
+    from mlopsctl.kinds import kind
+
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
     fw["project_runtime"] = fw["runtime"] == PROJECT_RUNTIME
@@ -165,6 +167,10 @@ def _serving(design: StackDesign) -> dict[str, Any]:
     else:
         fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
     fw["runtime_latency_metric"] = runtime_latency_metric(design.requirements.framework)
+    if fw["project_runtime"]:  # the tabular frameworks: the flavor the kind's model is logged in
+        fw["mlflow_flavor"] = kind(design.requirements.model_type, design.requirements.framework)[
+            "estimator"
+        ]["flavor"]
     return {
         "cpu_cores": _cpu_cores(design.sizing.cpu_limit),
         "memory_gb": _memory_gb(design.sizing.memory_limit),
