@@ -81,6 +81,12 @@ def supports(model_type: str, framework: str) -> bool:
     return framework in t.kinds[kind_name(model_type)].estimators
 
 
+def edge_export(model_type: str) -> bool:
+    """Whether src/export.py converts this kind's model to ONNX (classifiers and regressors:
+    not clusters, rankers or the pyfunc recommender)."""
+    return table().kinds[kind_name(model_type)].edge_export
+
+
 def unsupported_pairs() -> list[tuple[str, str]]:
     """(model_type, framework) pairs among the tabular frameworks that have no model."""
     from typing import get_args

@@ -475,9 +475,8 @@ class ServingRehearsal:
             f"GET /v2/models/{self.model}: versions against [{release.version}]",
             f"{metadata.status} {metadata.body[:300]}",
         )
-        from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
-
         from mlopsctl.kinds import kind, table
+        from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
 
         framework = str(stage.answers.get("framework", "sklearn"))
         flavor = (serving_table()["frameworks"].get(framework) or {}).get("mlflow_flavor")

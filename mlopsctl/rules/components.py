@@ -9,6 +9,7 @@ ROL007's shadow deployment, GOV008's model card, audit log and rollback procedur
 from __future__ import annotations
 
 from mlopsctl.design import Components, Sizing, Stack
+from mlopsctl.kinds import edge_export
 from mlopsctl.requirements import Requirements
 
 # The frameworks whose models skl2onnx (with onnxmltools' converters) exports to ONNX.
@@ -47,5 +48,6 @@ def components(
         audit_log="audit-log" in governance,
         onnx_export=stack.deployment_pattern == "edge"
         and stack.serving == "onnxruntime"
-        and req.framework in ONNX_EXPORT_FRAMEWORKS,
+        and req.framework in ONNX_EXPORT_FRAMEWORKS
+        and edge_export(req.model_type),
     )
