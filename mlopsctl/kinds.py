@@ -82,8 +82,7 @@ def supports(model_type: str, framework: str) -> bool:
 
 
 def edge_export(model_type: str) -> bool:
-    """Whether src/export.py converts this kind's model to ONNX (classifiers and regressors:
-    not clusters, rankers or the pyfunc recommender)."""
+    """Whether src/export.py converts this kind's model to ONNX (for now the classifiers)."""
     return table().kinds[kind_name(model_type)].edge_export
 
 
