@@ -173,6 +173,8 @@ def _startup_probe(design: StackDesign, fw: dict[str, Any]) -> dict[str, Any] | 
 
 
 def _serving(design: StackDesign) -> dict[str, Any]:
+    from mlopsctl.kinds import kind
+
     table = serving_table()
     fw = dict(table["frameworks"][design.requirements.framework])
     fw["project_runtime"] = fw["runtime"] == PROJECT_RUNTIME
@@ -186,6 +188,10 @@ def _serving(design: StackDesign) -> dict[str, Any]:
     else:
         fw["runtime_image_ref"] = versions()["images"][fw["runtime_image"]]
     fw["runtime_latency_metric"] = runtime_latency_metric(design.requirements.framework)
+    if fw["project_runtime"]:  # the tabular frameworks: the flavor the kind's model is logged in
+        fw["mlflow_flavor"] = kind(design.requirements.model_type, design.requirements.framework)[
+            "estimator"
+        ]["flavor"]
     return {
         "cpu_cores": _cpu_cores(design.sizing.cpu_limit),
         "memory_gb": _memory_gb(design.sizing.memory_limit),
@@ -198,6 +204,7 @@ def _serving(design: StackDesign) -> dict[str, Any]:
 
 def context(design: StackDesign) -> dict[str, Any]:
     """Everything the template sees. ``yv``/``jv`` are the only ways values reach YAML/JSON."""
+    from mlopsctl.kinds import kind
     from mlopsctl.names import resource_names
     from mlopsctl.requirements import answers_json_schema
     from mlopsctl.rules.model import catalog_digest
@@ -220,6 +227,7 @@ def context(design: StackDesign) -> dict[str, Any]:
         "names": resource_names(design.requirements.project_name),
         "monitoring": monitoring_contract(design),
         "serving": _serving(design),
+        "kind": kind(design.requirements.model_type, design.requirements.framework),
         "spark": spark_sizing(
             design.requirements.scale_requirements.data_volume_gb, design.requirements.model_size_gb
         ),

@@ -79,6 +79,7 @@ COMMON = {
     "src/drift.py",
     "src/evaluate.py",
     "src/metrics_push.py",
+    "src/scoring.py",
     "src/settings.py",
     "src/train.py",
     "tests/conftest.py",

@@ -475,10 +475,14 @@ class ServingRehearsal:
             f"GET /v2/models/{self.model}: versions against [{release.version}]",
             f"{metadata.status} {metadata.body[:300]}",
         )
+        from mlopsctl.kinds import kind, table
         from mlopsctl.monitoring import DEPLOYMENT_RUNTIME, serving_table
 
         framework = str(stage.answers.get("framework", "sklearn"))
         flavor = (serving_table()["frameworks"].get(framework) or {}).get("mlflow_flavor")
+        if framework in table().tabular_frameworks:  # the flavor the kind's model is logged in
+            model_type = str(stage.answers.get("model_type", "classification"))
+            flavor = kind(model_type, framework)["estimator"]["flavor"]
         flavors = model_flavors(release.model_dir)
         stage.check(
             f"{label}: the published model is the project's {framework} model",

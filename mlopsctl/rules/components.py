@@ -9,6 +9,7 @@ ROL007's shadow deployment, GOV008's model card, audit log and rollback procedur
 from __future__ import annotations
 
 from mlopsctl.design import Components, Sizing, Stack
+from mlopsctl.kinds import edge_export
 from mlopsctl.requirements import Requirements
 
 # The frameworks whose models skl2onnx (with onnxmltools' converters) exports to ONNX.
@@ -56,7 +57,8 @@ def components(
         audit_log="audit-log" in governance,
         onnx_export=stack.deployment_pattern == "edge"
         and stack.serving == "onnxruntime"
-        and req.framework in ONNX_EXPORT_FRAMEWORKS,
+        and req.framework in ONNX_EXPORT_FRAMEWORKS
+        and edge_export(req.model_type),
         explanations="explainability-report" in governance
         and req.model_type in EXPLAINED_MODEL_TYPES,
     )

@@ -4,7 +4,8 @@
 
 INPUT and OUTPUT are object-store prefixes (``s3://bucket/batch/input/``, as the batch CronJob
 passes them) or local paths. Every CSV object under INPUT is scored and written under OUTPUT with
-the same name and one ``prediction`` per input row. The store is the tracking server's, from
+the same name and, per input row, the model's answer: one ``prediction`` column, or the columns
+of the model's output where it answers with several (a recommender's top items). The store is the tracking server's, from
 ``MLFLOW_S3_ENDPOINT_URL`` (empty for AWS S3) and the ``AWS_*`` credentials.
 """
 
@@ -82,7 +83,11 @@ def main(argv: list[str]) -> int:
     model = mlflow.pyfunc.load_model(f"models:/{CONFIG['model_name']}@{CONFIG['champion_alias']}")
     for source in sources:
         frame = read(source)
-        frame["prediction"] = model.predict(frame)
+        predictions = model.predict(frame)
+        if isinstance(predictions, pd.DataFrame):
+            frame = pd.concat([frame, predictions.set_index(frame.index)], axis=1)
+        else:
+            frame["prediction"] = predictions
         target = destination(source, output_uri)
         write(frame, target)
         print(f"scored {len(frame)} rows of {source} into {target}")

@@ -1,4 +1,8 @@
-"""Data drift check with Evidently: PSI and Kolmogorov-Smirnov per feature.
+"""Data drift check with Evidently: PSI and Kolmogorov-Smirnov per monitored column.
+
+The monitored columns are `data.drift_view(frame)`: the model's input features for tabular data,
+the forecast error of the seasonal-naive forecast for a time series, the reference popularity of
+the items picked for user-item interactions.
 
 Thresholds come from config/project.json (the design): PSI above `psi_investigate` or a KS p-value
 below `ks_pvalue` is drift; PSI above `psi_retrain` also asks for retraining. Exit 1 on drift.
@@ -15,7 +19,7 @@ import sys
 from typing import Any
 
 import pandas as pd
-from data import TARGET, load_current, load_reference
+from data import drift_view, load_current, load_reference
 from evidently import Dataset, DataDefinition, Report
 from evidently.metrics import ValueDrift
 from metrics_push import push
@@ -23,9 +27,9 @@ from settings import output_path, thresholds
 
 
 def drift_scores(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per feature: PSI and the KS test p-value, computed by Evidently."""
+    """Per column: PSI and the KS test p-value, computed by Evidently."""
     t = thresholds()
-    features = [c for c in reference.columns if c != TARGET]
+    features = list(reference.columns)
     metrics = []
     for column in features:
         metrics.append(ValueDrift(column=column, method="psi", threshold=t["psi_investigate"]))
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reference = pd.read_csv(args.reference) if args.reference else load_reference()
     current = pd.read_csv(args.current) if args.current else load_current(shifted=args.shifted)
-    scores = drift_scores(reference, current)
+    scores = drift_scores(drift_view(reference), drift_view(current))
     result = verdict(scores, thresholds())
     result["features"] = scores
     report = json.dumps(result, indent=2) + "\n"

@@ -1,7 +1,10 @@
 """Compare the challenger with the champion on held-out data; promote the challenger if it wins.
 
-Exit 0 when the champion stands or the challenger was promoted; writes evaluation.json with both
-scores (in MLOPS_OUTPUT_DIR when set) so CI and the retraining pipeline can gate deployment on it.
+Both are scored on the project's primary metric (config/project.json `primary_metric`, in the
+direction `higher_is_better`); the challenger is promoted when it beats the champion by at least
+`min_improvement`. Exit 0 when the champion stands or the challenger was promoted; writes
+evaluation.json (in MLOPS_OUTPUT_DIR when set) with the metric, both scores and `promoted`, so CI
+and the retraining pipeline can gate deployment on it.
 """
 
 from __future__ import annotations
@@ -10,25 +13,25 @@ import json
 import sys
 
 import mlflow
-from data import TARGET, load_current
+import pandas as pd
+from data import load_current
+from scoring import HIGHER_IS_BETTER, PRIMARY, better, scores
 from settings import CONFIG, output_path, tracking_uri
-from sklearn.metrics import f1_score
 
 MODEL_NAME = CONFIG["model_name"]
 
 
-def score(alias: str, frame: object) -> tuple[str, float]:
+def score(alias: str, frame: pd.DataFrame) -> tuple[str, float]:
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias(MODEL_NAME, alias)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{alias}")
-    x = frame.drop(columns=[TARGET])  # type: ignore[attr-defined]
-    y = frame[TARGET]  # type: ignore[index]
-    return version.version, float(f1_score(y, model.predict(x)))
+    return version.version, scores(model, frame)[PRIMARY]
 
 
 def decide(champion: float, challenger: float, min_improvement: float) -> bool:
-    """Promote only when the challenger beats the champion by at least ``min_improvement``."""
-    return challenger > champion + min_improvement
+    """Promote only when the challenger beats the champion by at least ``min_improvement``, in
+    the primary metric's direction."""
+    return better(challenger, champion, min_improvement)
 
 
 def main() -> int:
@@ -44,10 +47,13 @@ def main() -> int:
             MODEL_NAME, CONFIG["champion_alias"], challenger_version
         )
     result = {
+        "metric": PRIMARY,
+        "higher_is_better": HIGHER_IS_BETTER,
+        "min_improvement": CONFIG["min_improvement"],
         "champion_version": champion_version,
-        "champion_f1": champion,
+        "champion_score": champion,
         "challenger_version": challenger_version,
-        "challenger_f1": challenger,
+        "challenger_score": challenger,
         "promoted": promote,
     }
     report = json.dumps(result, indent=2) + "\n"
