@@ -73,6 +73,38 @@ def post_json(url: str, body: object) -> object:
         return json.load(response)
 
 
+def served_answer(project: Path, venv: str, body: object) -> object:
+    """The answer of the project's `make serve` (its MLflow scoring server) to one POST of
+    ``body`` to /invocations; the server is stopped afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"PORT={port}", venv],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "model server did not answer within 120 s"
+                time.sleep(0.5)
+        return post_json(f"http://127.0.0.1:{port}/invocations", body)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 @pytest.mark.slow
 def test_default_project_trains_serves_and_detects_drift(tmp_path: Path) -> None:
     project = tmp_path / NAME
@@ -119,40 +151,15 @@ def test_default_project_trains_serves_and_detects_drift(tmp_path: Path) -> None
     assert {"git_commit", "training_data_version", "dependency.mlflow"} <= set(registry["tags"])
     assert registry["signature"] and "feature_0" in registry["signature"]["inputs"]
 
-    port = free_port()
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "serve", f"PORT={port}", venv],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    columns = [f"feature_{i}" for i in range(8)]
+    answer = served_answer(
+        project,
+        venv,
+        {"dataframe_split": {"columns": columns, "data": [[0.0] * 8, [1.0, -2.0] * 4]}},
     )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                assert time.monotonic() < deadline, "model server did not answer within 120 s"
-                time.sleep(1)
-        columns = [f"feature_{i}" for i in range(8)]
-        answer = post_json(
-            f"http://127.0.0.1:{port}/invocations",
-            {"dataframe_split": {"columns": columns, "data": [[0.0] * 8, [1.0, -2.0] * 4]}},
-        )
-        assert isinstance(answer, dict)
-        assert len(answer["predictions"]) == 2
-        assert set(answer["predictions"]) <= {0, 1}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    assert isinstance(answer, dict)
+    assert len(answer["predictions"]) == 2
+    assert set(answer["predictions"]) <= {0, 1}
 
     clean = make(project, "drift", venv)
     assert clean.returncode == 0, clean.stderr[-3000:]

@@ -11,19 +11,14 @@ One cached virtualenv per requirements digest (tests/test_generated_project_runs
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlopsctl.kinds import kind, supports
-from tests.test_generated_project_runs import free_port, make, post_json, project_venv
+from tests.test_generated_project_runs import make, project_venv, served_answer
 
 BIN = Path(sys.executable).parent
 NEW_KINDS = ("regression", "clustering", "ranking", "time-series", "recommendation")
@@ -37,36 +32,6 @@ REQUEST = (
     "frame = load_current()[FEATURES].drop_duplicates().head(2)\n"
     "print(json.dumps({'dataframe_split': frame.to_dict(orient='split', index=False)}))\n"
 )
-
-
-def _served_answer(project: Path, venv: str, body: object) -> object:
-    port = free_port()
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "serve", f"PORT={port}", venv],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                assert time.monotonic() < deadline, "model server did not answer within 120 s"
-                time.sleep(0.5)
-        return post_json(f"http://127.0.0.1:{port}/invocations", body)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _check_answer(model_type: str, predictions: list[object]) -> None:
@@ -135,6 +100,6 @@ def test_the_kind_trains_evaluates_and_serves(
         )
         assert made.returncode == 0, made.stderr[-3000:]
         body = json.loads(made.stdout.strip().splitlines()[-1])
-    answer = _served_answer(project, venv, body)
+    answer = served_answer(project, venv, body)
     assert isinstance(answer, dict)
     _check_answer(model_type, answer["predictions"])

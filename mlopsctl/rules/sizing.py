@@ -72,6 +72,17 @@ STARTUP_SECONDS_PER_GB = 60
 STARTUP_PROBE_PERIOD_SECONDS = 10
 
 
+# The assumptions about resources, stated for every deployment target.
+_RESOURCE_ASSUMPTIONS = (
+    f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
+    f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
+    f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
+    f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
+    "without a latency SLA the target is "
+    + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+)
+
+
 def latency_target_ms(req: Requirements) -> float | None:
     """The latency a prediction must meet: the SLA given, else the deployment target's default;
     None for batch (no request waits for one prediction)."""
@@ -147,12 +158,7 @@ def assumptions(req: Requirements | None = None, *, online: bool = True) -> list
     edge) only those about resources and the latency target."""
     if not online:
         return [
-            f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
-            f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
-            f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
-            f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
-            "without a latency SLA the target is "
-            + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+            *_RESOURCE_ASSUMPTIONS,
             "no online endpoint: no serving replicas, autoscaling, startup probe, latency or "
             "saturation alert",
         ]
@@ -183,12 +189,7 @@ def assumptions(req: Requirements | None = None, *, online: bool = True) -> list
             "`measured` section of mlopsctl.yaml) followed by mlopsctl update adds it at "
             f"{SATURATION_FRACTION:.0%} of the measured capacity"
         ),
-        f"a pod needs twice the model size in memory (loaded copy plus deserialization) plus "
-        f"{RUNTIME_OVERHEAD_GB} GB of runtime; limits are {MEMORY_LIMIT_FACTOR}x the request",
-        f"CPU request {CPU_REQUEST_MILLI['classic']}m for classic models and "
-        f"{CPU_REQUEST_MILLI['deep']}m for neural networks; limits {CPU_LIMIT_FACTOR}x",
-        "without a latency SLA the target is "
-        + ", ".join(f"{v:g} ms for {k}" for k, v in DEFAULT_LATENCY_MS.items()),
+        *_RESOURCE_ASSUMPTIONS,
         f"with autoscaling on CPU (HPA), {WARM_FRACTION:.0%} of the peak replicas stay warm",
         f"a model loads in {STARTUP_BASE_SECONDS} s plus {STARTUP_SECONDS_PER_GB} s per GB; the "
         f"serving containers' startup probe (every {STARTUP_PROBE_PERIOD_SECONDS} s) allows that "
