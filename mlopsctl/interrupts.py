@@ -36,6 +36,9 @@ class Progress:
         self.signals: list[int] = []
         self.in_place: str | None = None
         self.swallowed = False  # a KeyboardInterrupt some library caught (see ``tracking``)
+        # A terminating signal was raised into the command: a library may turn the exception
+        # into one of its own (pydantic-core's SchemaError keeps only its text).
+        self.terminated = False
         # Keep holding once the output is in place: a process that only has a report left to
         # print finishes it rather than dying between the move and its exit.
         self.keep_held = keep_held

@@ -569,6 +569,30 @@ def test_an_interrupt_a_library_swallowed_ends_the_command_as_interrupted(
     assert not dest.exists()
 
 
+def test_a_sigterm_a_library_turned_into_its_own_error_ends_the_command_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic-core building a serializer when SIGTERM lands raises a SchemaError that keeps
+    only the interrupt's text ("Terminated: "), no cause or context: exit 130 and "nothing was
+    written", not an internal error (70)."""
+    import signal
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        raise RuntimeError(f"Error building `literal` serializer: {text}") from None
+
+    monkeypatch.setattr("mlopsctl.rules.engine.evaluate", evaluate)
+    dest = tmp_path / "dest"
+    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: nothing was written" in result.output
+    assert "internal error" not in result.output
+    assert not dest.exists()
+
+
 def test_an_interrupt_swallowed_before_the_tree_is_in_place_says_what_is_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,6 +64,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    from mlopsctl.interrupts import current
+
+    current().terminated = True
     raise Terminated()
 
 
@@ -151,7 +154,8 @@ def errors_to_exit_codes() -> Iterator[None]:
             if (progress.signals and progress.committed) or progress.swallowed:
                 _interrupted(on_disk())
     except MlopsctlError as exc:
-        if progress is not None and progress.swallowed:  # the error may be the interrupt's
+        if progress is not None and (progress.swallowed or progress.terminated):
+            # the error may be the interrupt's
             _interrupted(on_disk())
         if isinstance(exc, OutputError):
             _output_failed(exc, on_disk())
@@ -161,7 +165,9 @@ def errors_to_exit_codes() -> Iterator[None]:
     except Exception as exc:  # a bug: short message, no locals
         from mlopsctl.cli import interrupt_in_chain
 
-        if interrupt_in_chain(exc) or (progress is not None and progress.swallowed):
+        if interrupt_in_chain(exc) or (
+            progress is not None and (progress.swallowed or progress.terminated)
+        ):
             _interrupted(on_disk())
         fail(
             f"internal error: {type(exc).__name__}: {exc}",
