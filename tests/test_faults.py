@@ -548,6 +548,17 @@ def _swallow_an_interrupt() -> None:
     del doomed
 
 
+def _init_ends_interrupted_writing_nothing(tmp_path: Path) -> str:
+    """`init --defaults` into a new directory: exit 130, "interrupted: nothing was written", and
+    nothing there. Returns what it printed."""
+    dest = tmp_path / "dest"
+    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: nothing was written" in result.output
+    assert not dest.exists()
+    return result.output
+
+
 def test_an_interrupt_a_library_swallowed_ends_the_command_as_interrupted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,13 +571,9 @@ def test_an_interrupt_a_library_swallowed_ends_the_command_as_interrupted(
         raise CatalogError("rule file ABT001-x.yaml is invalid: name does not match its pattern")
 
     monkeypatch.setattr("mlopsctl.rules.engine.evaluate", evaluate)
-    dest = tmp_path / "dest"
-    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
-    assert result.exit_code == 130, result.output
-    assert "interrupted: nothing was written" in result.output
-    assert "rule file" not in result.output
-    assert "Exception ignored" not in result.output
-    assert not dest.exists()
+    output = _init_ends_interrupted_writing_nothing(tmp_path)
+    assert "rule file" not in output
+    assert "Exception ignored" not in output
 
 
 def test_a_sigterm_a_library_turned_into_its_own_error_ends_the_command_as_interrupted(
@@ -585,12 +592,8 @@ def test_a_sigterm_a_library_turned_into_its_own_error_ends_the_command_as_inter
         raise RuntimeError(f"Error building `literal` serializer: {text}") from None
 
     monkeypatch.setattr("mlopsctl.rules.engine.evaluate", evaluate)
-    dest = tmp_path / "dest"
-    result = CliRunner().invoke(app, ["init", str(dest), "--defaults"])
-    assert result.exit_code == 130, result.output
-    assert "interrupted: nothing was written" in result.output
-    assert "internal error" not in result.output
-    assert not dest.exists()
+    output = _init_ends_interrupted_writing_nothing(tmp_path)
+    assert "internal error" not in output
 
 
 def test_an_interrupt_swallowed_before_the_tree_is_in_place_says_what_is_on_disk(
